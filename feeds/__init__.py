@@ -1,0 +1,3 @@
+"""feeds: publish Hexo-style posts as Atom, RSS and JSON feeds."""
+
+__version__ = "0.1.0"

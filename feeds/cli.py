@@ -1,0 +1,181 @@
+"""`feeds build | serve | check` (click, which Flask already depends on).
+
+Exit codes: 0 done (warnings allowed), 1 errors found (or any warning with
+--strict; the output is still written with every good post), 2 unusable
+config or arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import click
+
+from .config import Config, ConfigError, load_config, resolve_config_path
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def _load(config_path: str | None) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_USAGE)
+
+
+class Progress:
+    """A progress bar with posts/s and ETA on a terminal; silent in a pipe."""
+
+    def __init__(self, stream=None, label: str = "posts"):
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty() and os.environ.get("TERM") != "dumb"
+        self.label = label
+        self.started = time.perf_counter()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        now = time.perf_counter()
+        if done < total and now - self.last < 0.1:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-6)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate > 0 else 0
+        width = 30
+        filled = int(width * done / total)
+        bar = "█" * filled + "░" * (width - filled)
+        self.stream.write(f"\r{bar} {done}/{total} {self.label} {rate:,.0f}/s ETA {eta:4.0f}s ")
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _report(problems, stream=None) -> tuple[int, int]:
+    errors = warnings = 0
+    for problem in sorted(problems, key=lambda p: (p.path, p.line or 0, p.severity, p.message)):
+        click.echo(str(problem), err=True)
+        if problem.severity == "error":
+            errors += 1
+        else:
+            warnings += 1
+    return errors, warnings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="feeds")
+def main() -> None:
+    """Publish Hexo-style posts as per-category Atom, RSS and JSON feeds."""
+
+
+@main.command()
+@click.option("--config", "config_path", metavar="FILE", help="Config file (default: $FEEDS_CONFIG or ./config.toml).")
+@click.option("--out", "out_dir", metavar="DIR", help="Output folder (default: [output] dir).")
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.option("--no-cache", is_flag=True, help="Ignore and do not write the build cache.")
+@click.option("--gzip/--no-gzip", "gzip_siblings", default=None, help="Also write .gz siblings (default: [output] gzip).")
+def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
+    """Write the static tree (replaced atomically)."""
+    from .build import OutputError, render_resources, run_pipeline, write_tree
+
+    config = _load(config_path)
+    if out_dir:
+        config = replace(config, output=replace(config.output, dir=Path(out_dir)))
+    started = time.perf_counter()
+    progress = Progress()
+    try:
+        state = run_pipeline(config, use_cache=not no_cache, progress=progress)
+    finally:
+        progress.close()
+    errors, warnings = _report(state.problems)
+    use_gzip = config.output.gzip if gzip_siblings is None else gzip_siblings
+    try:
+        report = write_tree(config.output.dir, render_resources(config, state), gzip_siblings=use_gzip)
+    except OutputError as exc:
+        click.echo(f"{exc}", err=True)
+        sys.exit(EXIT_PROBLEMS)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    load = state.load
+    catalog = state.catalog
+    elapsed = time.perf_counter() - started
+    click.echo(
+        f"published {len(catalog.articles)} of {load.files} posts ({load.drafts} drafts skipped, {load.processed} processed, "
+        f"{load.files - load.processed} from cache) into {len(catalog.feeds)} feeds; "
+        f"{report.files} files ({report.written} written, {report.linked} unchanged) in {config.output.dir}; "
+        f"{errors} errors, {warnings} warnings; {elapsed:.2f}s"
+    )
+    if errors or (strict and warnings):
+        sys.exit(EXIT_PROBLEMS)
+
+
+@main.command()
+@click.option("--config", "config_path", metavar="FILE", help="Config file (default: $FEEDS_CONFIG or ./config.toml).")
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+def check(config_path, strict) -> None:
+    """Report every problem; exit 1 if any error."""
+    from .build import run_pipeline
+
+    config = _load(config_path)
+    progress = Progress()
+    try:
+        state = run_pipeline(config, use_cache=False, progress=progress)
+    finally:
+        progress.close()
+    errors, warnings = _report(state.problems)
+    click.echo(f"{state.load.files} posts checked: {len(state.catalog.articles)} publishable, {errors} errors, {warnings} warnings")
+    if errors or (strict and warnings):
+        sys.exit(EXIT_PROBLEMS)
+
+
+@main.command()
+@click.option("--config", "config_path", metavar="FILE", help="Config file (default: $FEEDS_CONFIG or ./config.toml).")
+@click.option("--host", default=None, help="Address to listen on (default: [server] host).")
+@click.option("--port", default=None, type=click.IntRange(0, 65535), help="Port (default: [server] port).")
+@click.option("--workers", default=None, type=click.IntRange(1, 64), help="Worker processes (default: [server] workers).")
+def serve(config_path, host, port, workers) -> None:
+    """Serve the site live with granian (a production server), reloading on change."""
+    config = _load(config_path)
+    host = host or config.server.host
+    port = config.server.port if port is None else port
+    workers = workers or config.server.workers
+    from .build import run_pipeline
+
+    # Report problems once, here, before the workers start.
+    state = run_pipeline(config, use_cache=False)
+    errors, warnings = _report(state.problems)
+    click.echo(
+        f"serving {len(state.catalog.articles)} posts in {len(state.catalog.feeds)} feeds at http://{host}:{port}/ "
+        f"({errors} errors, {warnings} warnings; reload every {config.server.reload_seconds:g}s; site url {config.site.url})",
+        err=True,
+    )
+    os.environ["FEEDS_CONFIG"] = str(resolve_config_path(config_path).resolve())
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    server = Granian(
+        "feeds.web:app_from_env",
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        blocking_threads=8,
+        factory=True,
+        log_access=False,
+    )
+    server.serve()
+
+
+if __name__ == "__main__":
+    main()

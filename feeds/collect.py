@@ -1,0 +1,274 @@
+"""Find post files and split each into front matter and body.
+
+Nothing here interprets metadata: a Post is what the file says. Every
+problem becomes a Problem naming the file (and line); a file that cannot
+be read yields no Post, and never stops the others.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import yaml
+from frontmatter.default_handlers import YAMLHandler
+
+from .model import ERROR, WARNING, Post, Problem
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+try:
+    _BaseLoader = yaml.CSafeLoader
+except AttributeError:  # PyYAML built without libyaml: correct, only slower
+    _BaseLoader = yaml.SafeLoader
+
+
+class FrontMatterLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """The C safe loader, minus implicit timestamps.
+
+    PyYAML turns `2021-02-30 10:00:00` into a ValueError that loses the
+    whole front matter, and turns naive times into naive datetimes; dates
+    stay strings here so normalize can parse and report them one by one.
+    """
+
+
+FrontMatterLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+
+_HANDLER = YAMLHandler()
+_FENCE = re.compile(r"^-{3,}[ \t]*$")
+_TOP_KEY = re.compile(r"^([^\s#:'\"\-][^:]*?):(?:[ \t]|$)")
+_SCALAR_LINE = re.compile(r"^([A-Za-z_][\w-]*):[ \t]+(\S.*?)[ \t]*$")
+_QUOTE_RUNS = re.compile(r"^[\"'“”‘’]+|[\"'“”‘’]+$")
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """`**/*.md`-style pattern → regex over '/'-separated relative paths."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out) + r"\Z", re.S)
+
+
+def find_sources(source_dir: Path, pattern: str) -> tuple[list[tuple[Path, str]], list[Problem]]:
+    """Every file below source_dir matching pattern, sorted by relative path.
+
+    Follows directory symlinks but never enters a directory twice, so a
+    symlink loop is reported instead of recursing forever.
+    """
+    problems: list[Problem] = []
+    if not source_dir.is_dir():
+        return [], [Problem(str(source_dir), None, ERROR, "source folder does not exist or is not a folder")]
+    matcher = glob_regex(pattern)
+    found: list[tuple[Path, str]] = []
+    seen_dirs: set[tuple[int, int]] = set()
+
+    def walk(directory: Path, rel_prefix: str) -> None:
+        try:
+            st = directory.stat()
+        except OSError as exc:
+            problems.append(Problem(str(directory), None, WARNING, f"cannot enter folder: {exc.strerror}"))
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in seen_dirs:
+            problems.append(Problem(str(directory), None, WARNING, "folder already visited (symlink loop?): skipped"))
+            return
+        seen_dirs.add(key)
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            problems.append(Problem(str(directory), None, WARNING, f"cannot list folder: {exc.strerror}"))
+            return
+        for entry in entries:
+            rel = rel_prefix + entry.name
+            if entry.name.startswith("."):
+                continue  # editor swap files, .git and the like are never posts
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+            except OSError:
+                is_dir = False
+            if is_dir:
+                walk(Path(entry.path), rel + "/")
+                continue
+            if not matcher.match(rel):
+                continue
+            try:
+                is_file = entry.is_file()
+            except OSError:
+                is_file = False
+            if not is_file:
+                problems.append(Problem(entry.path, None, ERROR, "cannot read post: broken link or not a regular file"))
+                continue
+            found.append((Path(entry.path), rel))
+
+    walk(source_dir, "")
+    found.sort(key=lambda pair: pair[1])
+    return found, problems
+
+
+def decode(raw: bytes, where: str) -> tuple[str | None, list[Problem]]:
+    """UTF-8 (with or without BOM); UTF-16 with a BOM is read with a warning."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    elif raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16"), [Problem(where, None, WARNING, "file is UTF-16; read it, but save posts as UTF-8")]
+        except UnicodeDecodeError:
+            return None, [Problem(where, None, ERROR, "file has a UTF-16 byte-order mark but is not valid UTF-16")]
+    try:
+        return raw.decode("utf-8"), []
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        bad = raw[exc.start : exc.start + 1].hex()
+        hint = " (GBK/GB18030?)" if _looks_gb(raw) else ""
+        return None, [
+            Problem(where, line, ERROR, f"not UTF-8{hint}: byte 0x{bad} at column {column}; save the file as UTF-8")
+        ]
+
+
+def _looks_gb(raw: bytes) -> bool:
+    try:
+        raw.decode("gb18030")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _key_lines(fm: str, first_line: int) -> tuple[dict[str, int], list[tuple[str, int]]]:
+    lines: dict[str, int] = {}
+    duplicates: list[tuple[str, int]] = []
+    for offset, line in enumerate(fm.split("\n")):
+        match = _TOP_KEY.match(line)
+        if match:
+            key = match.group(1).strip()
+            if key in lines:
+                duplicates.append((key, first_line + offset))
+            lines[key] = first_line + offset
+    return lines, duplicates
+
+
+def _yaml_problem(exc: yaml.YAMLError, first_line: int) -> tuple[int | None, str]:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = first_line + mark.line if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    text = f"{context}, {problem}" if context else problem
+    return line, f"invalid YAML front matter: {text}"
+
+
+def load_yaml(text: str):
+    return _HANDLER.load(text, Loader=FrontMatterLoader)
+
+
+def _repair(fm: str) -> tuple[str, list[int]]:
+    """Re-quote top-level scalar lines that YAML cannot read on their own.
+
+    Scrapers write titles like `"""'Swift：解包'"""` or `title: a: b`; the
+    repaired value keeps every character but the runaway quotes.
+    """
+    out = []
+    repaired = []
+    for index, line in enumerate(fm.split("\n")):
+        match = _SCALAR_LINE.match(line)
+        if match:
+            try:
+                load_yaml(line)
+            except yaml.YAMLError:
+                key, value = match.groups()
+                stripped = _QUOTE_RUNS.sub("", value)
+                line = f"{key}: '" + stripped.replace("'", "''") + "'"
+                repaired.append(index)
+        out.append(line)
+    return "\n".join(out), repaired
+
+
+def split_post(text: str, where: str) -> tuple[dict | None, str, int, dict[str, int], list[Problem]]:
+    """→ (meta, body, body_line, key_lines, problems); meta is None on error."""
+    problems: list[Problem] = []
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        return None, "", 1, {}, [Problem(where, None, ERROR, "empty file: no front matter and no body")]
+    lines = text.split("\n")
+    # the mirror writes a blank line before the opening '---'
+    start = next(i for i, line in enumerate(lines) if line.strip())
+    if not _FENCE.match(lines[start]):
+        problems.append(Problem(where, start + 1, WARNING, "no front matter ('---' before the first text): title taken from the file name"))
+        return {}, text, 1, {}, problems
+    close = next((i for i in range(start + 1, len(lines)) if _FENCE.match(lines[i])), None)
+    if close is None:
+        return None, "", 1, {}, [Problem(where, start + 1, ERROR, f"front matter opened with '---' on line {start + 1} is never closed")]
+    fm = "\n".join(lines[start + 1 : close])
+    body = "\n".join(lines[close + 1 :])
+    body_line = close + 2
+    first_line = start + 2
+    key_lines, duplicates = _key_lines(fm, first_line)
+    for key, line in duplicates:
+        problems.append(Problem(where, line, WARNING, f"key '{key}' given twice: the last one counts"))
+    try:
+        meta = load_yaml(fm) if fm.strip() else {}
+    except yaml.YAMLError as exc:
+        repaired_fm, repaired = _repair(fm)
+        try:
+            meta = load_yaml(repaired_fm) if repaired else None
+        except yaml.YAMLError:
+            meta = None
+        if meta is None:
+            line, message = _yaml_problem(exc, first_line)
+            return None, body, body_line, key_lines, [*problems, Problem(where, line, ERROR, message)]
+        for index in repaired:
+            problems.append(
+                Problem(where, index + first_line, WARNING, "value is not valid YAML (stray quotes or ': '): read as plain text")
+            )
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        kind = type(meta).__name__
+        return None, body, body_line, key_lines, [
+            *problems,
+            Problem(where, first_line, ERROR, f"front matter is a YAML {kind}, not a mapping of key: value"),
+        ]
+    meta = {str(k): v for k, v in meta.items()}
+    return meta, body, body_line, key_lines, problems
+
+
+def read_post(path: Path, rel: str, display: str | None = None) -> tuple[Post | None, list[Problem]]:
+    """Read one file into a Post, or report why not."""
+    where = display or str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            return None, [Problem(where, None, ERROR, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}")]
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, [Problem(where, None, ERROR, f"cannot read post: {exc.strerror or exc}")]
+    return parse_post_bytes(raw, path, rel, where)
+
+
+def parse_post_bytes(raw: bytes, path: Path, rel: str, where: str) -> tuple[Post | None, list[Problem]]:
+    text, problems = decode(raw, where)
+    if text is None:
+        return None, problems
+    meta, body, body_line, key_lines, more = split_post(text, where)
+    problems += more
+    if meta is None:
+        return None, problems
+    return Post(path=path, rel=rel, meta=meta, body=body, body_line=body_line, meta_lines=key_lines), problems

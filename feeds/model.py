@@ -1,0 +1,62 @@
+"""Plain data passed between the pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One line of `path[:line]: error|warning: message`."""
+
+    path: str
+    line: int | None
+    severity: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.severity}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Post:
+    """A source file as read: front matter and raw body, nothing interpreted."""
+
+    path: Path  # absolute path of the file
+    rel: str  # path below the source folder, '/'-separated
+    meta: dict[str, Any]
+    body: str
+    body_line: int  # 1-based line where the body starts
+    meta_lines: dict[str, int] = field(default_factory=dict)  # key → 1-based line
+
+
+@dataclass(frozen=True)
+class Article:
+    """A post with its metadata normalized and its body sanitized."""
+
+    id: str
+    source: str  # path below the source folder, for messages
+    title: str
+    date: datetime  # aware, UTC
+    updated: datetime  # aware, UTC, >= date
+    categories: tuple[tuple[str, ...], ...]  # each a hierarchy, root first
+    tags: tuple[str, ...]
+    author: str
+    image: str | None
+    original_url: str | None
+    permalink: str | None  # absolute URL when [site] permalink is set
+    summary: str
+    body: str  # sanitized HTML
+    description: str | None = None  # front-matter description/excerpt, plain text
+
+    @property
+    def sort_key(self) -> tuple:
+        # newest first, then id, so equal dates have a stable order
+        return (-self.date.timestamp(), self.id)

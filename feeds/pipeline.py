@@ -1,0 +1,340 @@
+"""collect → normalize → sanitize for every post, on every core, with a cache.
+
+`load_articles(config)` is the whole front half of the pipeline: it returns
+the published Articles and every Problem met on the way. Each file is
+processed by `process_source`, a pure function of its bytes and the
+settings, which is what makes the content-keyed cache and the worker
+processes safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable
+
+from . import __version__
+from .collect import find_sources, parse_post_bytes, MAX_FILE_BYTES
+from .config import Config
+from .model import ERROR, Article, Problem, WARNING
+from .normalize import Settings, make_article, normalize_meta
+from .sanitize import Policy, get_sanitizer
+
+INLINE_LIMIT = 48  # below this many changed posts, worker start-up costs more than it saves
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Job:
+    settings: Settings
+    policy: Policy
+    engine: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one source file became: an Article (or None) and its problems."""
+
+    article: Article | None
+    problems: tuple[Problem, ...]
+    skipped_draft: bool = False
+
+
+@dataclass
+class LoadResult:
+    articles: list[Article]
+    problems: list[Problem]
+    files: int = 0
+    drafts: int = 0
+    processed: int = 0  # files that were not in the cache
+    seconds: float = 0.0
+    digests: dict[str, str] = field(default_factory=dict)  # rel → content digest
+
+
+def make_job(config: Config) -> Job:
+    settings = Settings(
+        base_url=config.site.base_url,
+        timezone=config.site.timezone,
+        default_category=config.site.default_category,
+        permalink=config.site.permalink,
+        placeholder_image_hosts=config.sanitize.placeholder_image_hosts,
+        summary_chars=config.feeds.summary_chars,
+        category_slugs=config.categories.slugs,
+    )
+    policy = Policy(
+        drop_selectors=config.sanitize.drop_selectors,
+        iframe_hosts=config.sanitize.iframe_hosts,
+        placeholder_image_hosts=config.sanitize.placeholder_image_hosts,
+    )
+    return Job(settings, policy, config.sanitize.engine)
+
+
+def process_source(raw: bytes, path: Path, rel: str, display: str, job: Job) -> Outcome:
+    """One file's bytes → Outcome. Pure: the same input gives the same output."""
+    post, problems = parse_post_bytes(raw, path, rel, display)
+    if post is None:
+        return Outcome(None, tuple(problems))
+    meta, more = normalize_meta(post, job.settings, display)
+    problems += more
+    if meta.draft:
+        return Outcome(None, tuple(problems), skipped_draft=True)
+    sanitizer = get_sanitizer(job.engine, job.policy)
+    try:
+        body = sanitizer.clean(post.body, meta.link)
+    except RecursionError:
+        problems.append(Problem(display, post.body_line, ERROR, "body nests HTML elements too deeply to sanitize"))
+        return Outcome(None, tuple(problems))
+    article = make_article(post, meta, body, job.settings)
+    return Outcome(article, tuple(problems))
+
+
+def _process_batch(batch: list[tuple[bytes, str, str, str]], job: Job) -> list[Outcome]:
+    return [process_source(raw, Path(path), rel, display, job) for raw, path, rel, display in batch]
+
+
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A digest of this package's source: a cache never outlives the code that filled it."""
+    digest = hashlib.blake2b(digest_size=16)
+    package = Path(__file__).parent
+    for file in sorted(package.rglob("*.py")):
+        digest.update(file.relative_to(package).as_posix().encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def _job_fingerprint(job: Job) -> str:
+    return hashlib.blake2b(pickle.dumps((CACHE_FORMAT, __version__, code_fingerprint(), job)), digest_size=16).hexdigest()
+
+
+class Cache:
+    """Outcomes keyed by (file content, path, settings): never stale by construction.
+
+    Stored as one pickle per build in cache_dir; a cache that fails to load
+    (corrupt, truncated, from another version) is reported and rebuilt.
+    """
+
+    def __init__(self, directory: Path | None, job: Job):
+        self.directory = directory
+        self.fingerprint = _job_fingerprint(job)
+        self.entries: dict[str, Outcome] = {}
+        self.problem: str | None = None
+        self.dirty = False
+        if directory is not None:
+            self._load()
+
+    @property
+    def file(self) -> Path | None:
+        return None if self.directory is None else self.directory / f"outcomes-{self.fingerprint}.pickle"
+
+    def _load(self) -> None:
+        file = self.file
+        assert file is not None
+        try:
+            with open(file, "rb") as handle:
+                data = pickle.load(handle)
+        except FileNotFoundError:
+            return
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, IndexError, TypeError, ValueError) as exc:
+            self.problem = f"cache unreadable ({type(exc).__name__}): rebuilt from the posts"
+            return
+        if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint or not isinstance(data.get("entries"), dict):
+            self.problem = "cache belongs to other settings or is damaged: rebuilt from the posts"
+            return
+        self.entries = data["entries"]
+
+    @staticmethod
+    def key(raw: bytes, rel: str) -> str:
+        return hashlib.blake2b(raw, digest_size=20, person=b"feeds-post").hexdigest() + ":" + rel
+
+    def get(self, key: str) -> Outcome | None:
+        return self.entries.get(key)
+
+    def put(self, key: str, outcome: Outcome) -> None:
+        self.entries[key] = outcome
+        self.dirty = True
+
+    def save(self, live_keys: set[str]) -> str | None:
+        """Write the cache atomically, keeping only the entries still in use."""
+        if self.directory is None:
+            return None
+        if set(self.entries) != live_keys:
+            self.entries = {k: v for k, v in self.entries.items() if k in live_keys}
+            self.dirty = True
+        if not self.dirty:
+            return None
+        file = self.file
+        assert file is not None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for old in self.directory.glob("outcomes-*.pickle"):
+                if old != file:
+                    old.unlink(missing_ok=True)
+            tmp = file.with_suffix(f".tmp{os.getpid()}")
+            with open(tmp, "wb") as handle:
+                pickle.dump({"fingerprint": self.fingerprint, "entries": self.entries}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, file)
+        except OSError as exc:
+            return f"cannot write cache: {exc.strerror or exc}"
+        self.dirty = False
+        return None
+
+
+def _display(path: Path, cwd: Path) -> str:
+    try:
+        return str(path.relative_to(cwd))
+    except ValueError:
+        return str(path)
+
+
+def read_sources(config: Config) -> tuple[list[tuple[Path, str, str, bytes | None]], list[Problem]]:
+    """(path, rel, display, bytes) for every matching file; None bytes = unreadable (reported)."""
+    found, problems = find_sources(config.source.dir, config.source.pattern)
+    cwd = Path.cwd()
+    out = []
+    for path, rel in found:
+        display = _display(path, cwd)
+        try:
+            size = path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                problems.append(Problem(display, None, ERROR, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}"))
+                out.append((path, rel, display, None))
+                continue
+            raw = path.read_bytes()
+        except OSError as exc:
+            problems.append(Problem(display, None, ERROR, f"cannot read post: {exc.strerror or exc}"))
+            out.append((path, rel, display, None))
+            continue
+        out.append((path, rel, display, raw))
+    return out, problems
+
+
+def load_articles(
+    config: Config,
+    *,
+    use_cache: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+    cache: Cache | None = None,
+) -> LoadResult:
+    started = time.perf_counter()
+    job = make_job(config)
+    sources, problems = read_sources(config)
+    if cache is None:
+        cache = Cache(config.build.cache_dir if use_cache else None, job)
+    if cache.problem:
+        problems.append(Problem(str(cache.directory), None, WARNING, cache.problem))
+        cache.problem = None
+
+    outcomes: dict[int, Outcome] = {}
+    keys: dict[int, str] = {}
+    todo: list[int] = []
+    for index, (path, rel, display, raw) in enumerate(sources):
+        if raw is None:
+            continue
+        key = Cache.key(raw, rel)
+        keys[index] = key
+        hit = cache.get(key)
+        if hit is not None:
+            outcomes[index] = _redisplay(hit, display)
+        else:
+            todo.append(index)
+
+    total = len(todo)
+    if progress:
+        progress(0, total)
+    workers = config.build.worker_count
+    if total >= INLINE_LIMIT and workers > 1:
+        batch_size = max(8, min(64, total // (workers * 8) or 8))
+        batches = [todo[i : i + batch_size] for i in range(0, total, batch_size)]
+        done = 0
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                (batch, pool.submit(_process_batch, [(sources[i][3], str(sources[i][0]), sources[i][1], sources[i][2]) for i in batch], job))
+                for batch in batches
+            ]
+            for batch, future in futures:
+                for index, outcome in zip(batch, future.result()):
+                    outcomes[index] = outcome
+                    cache.put(keys[index], outcome)
+                done += len(batch)
+                if progress:
+                    progress(done, total)
+    else:
+        for done, index in enumerate(todo, 1):
+            path, rel, display, raw = sources[index]
+            outcome = process_source(raw, path, rel, display, job)
+            outcomes[index] = outcome
+            cache.put(keys[index], outcome)
+            if progress and (done % 16 == 0 or done == total):
+                progress(done, total)
+
+    error = cache.save(set(keys.values()))
+    if error:
+        problems.append(Problem(str(cache.directory), None, WARNING, error))
+
+    articles: list[Article] = []
+    drafts = 0
+    now = datetime.now(timezone.utc)
+    seen_ids: dict[str, str] = {}
+    from .slug import post_path
+
+    seen_paths: dict[str, str] = {}
+    for index in sorted(outcomes):
+        outcome = outcomes[index]
+        display = sources[index][2]
+        problems.extend(outcome.problems)
+        if outcome.skipped_draft:
+            drafts += 1
+        article = outcome.article
+        if article is None:
+            continue
+        if article.id in seen_ids:
+            problems.append(Problem(display, None, ERROR, f"id {article.id!r} is already used by {seen_ids[article.id]}: not published"))
+            continue
+        page = post_path(article.id).casefold()
+        if page in seen_paths:
+            problems.append(Problem(display, None, ERROR, f"id {article.id!r} gives the same page path as {seen_paths[page]}: not published"))
+            continue
+        seen_ids[article.id] = display
+        seen_paths[page] = display
+        future = future_warning_for(article, display, now)
+        if future:
+            problems.append(future)
+        articles.append(article)
+
+    return LoadResult(
+        articles=articles,
+        problems=problems,
+        files=len(sources),
+        drafts=drafts,
+        processed=total,
+        seconds=time.perf_counter() - started,
+        digests={sources[i][1]: keys[i] for i in keys},
+    )
+
+
+def future_warning_for(article: Article, display: str, now: datetime) -> Problem | None:
+    from datetime import timedelta
+
+    if article.date > now + timedelta(days=1):
+        return Problem(display, None, WARNING, f"date {article.date.isoformat()} is in the future: published anyway")
+    return None
+
+
+def _redisplay(outcome: Outcome, display: str) -> Outcome:
+    """Cached problems name the file as it was then; name it as it is now."""
+    if not outcome.problems or all(p.path == display for p in outcome.problems):
+        return outcome
+    return Outcome(
+        outcome.article,
+        tuple(Problem(display, p.line, p.severity, p.message) for p in outcome.problems),
+        outcome.skipped_draft,
+    )

@@ -1,0 +1,62 @@
+"""JSON Feed 1.1 (https://jsonfeed.org/version/1.1), each item serialized once."""
+
+from __future__ import annotations
+
+import json
+
+from ..model import Article
+from .common import DocLinks, FeedMeta, entry_id, rss_category_names
+
+VERSION = "https://jsonfeed.org/version/1.1"
+_ITEMS = "\u0000items\u0000"
+
+
+def _dump(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def render_item(article: Article) -> str:
+    item: dict = {
+        "id": entry_id(article.id),
+        "url": article.permalink,
+    }
+    if article.original_url:
+        item["external_url"] = article.original_url
+    item["title"] = article.title
+    item["content_html"] = article.body or "<p></p>"
+    if article.summary:
+        item["summary"] = article.summary
+    if article.image:
+        item["image"] = article.image
+    item["date_published"] = article.date.isoformat()
+    item["date_modified"] = article.updated.isoformat()
+    if article.author:
+        item["authors"] = [{"name": article.author}]
+    tags = rss_category_names(article)
+    if tags:
+        item["tags"] = tags
+    return _dump(item)
+
+
+def render_items(articles) -> list[str]:
+    return [render_item(a) for a in articles]
+
+
+def render_document(meta: FeedMeta, links: DocLinks, items: list[str], next_url: str | None, home: str, icon: str | None = None) -> bytes:
+    feed: dict = {
+        "version": VERSION,
+        "title": meta.title,
+        "home_page_url": links.html_url,
+        "feed_url": links.self_url,
+        "description": meta.description,
+        "authors": [{"name": meta.author}],
+        "language": meta.language,
+    }
+    if next_url:
+        feed["next_url"] = next_url
+    if links.hub:
+        feed["hubs"] = [{"type": "WebSub", "url": links.hub}]
+    feed["items"] = _ITEMS
+    text = _dump(feed)
+    text = text.replace(_dump(_ITEMS), "[" + ",".join(items) + "]", 1)
+    return text.encode("utf-8")

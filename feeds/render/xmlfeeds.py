@@ -1,0 +1,165 @@
+"""Atom 1.0 and RSS 2.0 with feedgen, each entry rendered once per format.
+
+feedgen serializes a batch of entries in one document; the batch is cut
+into per-entry fragments (entries never nest, and feedgen escapes all text,
+so the k-th `<entry>` pairs with the k-th `</entry>`). A feed document is
+then a feedgen-made header with the fragments of its entries spliced in
+before its closing tag. Header and batch load the same extensions, so every
+prefix a fragment uses is declared on the document's root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from feedgen.feed import FeedGenerator
+
+from .. import __version__
+from ..model import Article
+from .common import DocLinks, FeedMeta, entry_id, rss_category_names
+
+GENERATOR_URI = "https://pypi.org/project/feeds/"
+FH_NS = "http://purl.org/syndication/history/1.0"
+BATCH = 500
+
+
+def _new_generator() -> FeedGenerator:
+    fg = FeedGenerator()
+    fg.load_extension("media", atom=True, rss=True)
+    fg.load_extension("dc", atom=False, rss=True)
+    return fg
+
+
+def _add_entry(fg: FeedGenerator, article: Article, fmt: str) -> None:
+    fe = fg.add_entry(order="append")
+    uid = entry_id(article.id)
+    fe.id(uid)
+    fe.title(article.title)
+    fe.link(href=article.permalink, rel="alternate", type="text/html")
+    if article.original_url and fmt == "atom":
+        fe.link(href=article.original_url, rel="related", type="text/html")
+    fe.published(article.date)
+    fe.updated(article.updated)
+    if fmt == "atom":
+        if article.author:
+            fe.author({"name": article.author})
+        fe.summary(article.summary or article.title)
+        fe.content(article.body or "<p></p>", type="html")
+        for name in rss_category_names(article):
+            fe.category(term=name, label=name)
+    else:
+        fe.guid(uid, permalink=False)
+        if article.author:
+            fe.dc.dc_creator(article.author)
+        fe.description(article.summary or article.title)
+        if article.body:
+            fe.content(article.body, type="html")
+        for name in rss_category_names(article):
+            fe.category(term=name)
+    if article.image:
+        fe.media.thumbnail({"url": article.image})
+        fe.media.content({"url": article.image, "medium": "image"})
+
+
+def _cut(document: str, open_tag: str, close_tag: str) -> list[str]:
+    out = []
+    position = 0
+    while True:
+        start = document.find(open_tag, position)
+        if start < 0:
+            return out
+        end = document.index(close_tag, start) + len(close_tag)
+        out.append(document[start:end])
+        position = end
+
+
+def render_entries(articles: list[Article] | tuple[Article, ...], fmt: str) -> list[str]:
+    """Every article as an `<entry>` (atom) or `<item>` (rss) fragment, in order."""
+    open_tag, close_tag = ("<entry>", "</entry>") if fmt == "atom" else ("<item>", "</item>")
+    fragments: list[str] = []
+    for start in range(0, len(articles), BATCH):
+        batch = articles[start : start + BATCH]
+        fg = _new_generator()
+        fg.id("urn:feeds:batch")
+        fg.title("batch")
+        fg.link(href="http://localhost/", rel="alternate")
+        fg.description("batch")
+        for article in batch:
+            _add_entry(fg, article, fmt)
+        document = (fg.atom_str if fmt == "atom" else fg.rss_str)(pretty=False).decode("utf-8")
+        pieces = _cut(document, open_tag, close_tag)
+        if len(pieces) != len(batch):  # would mean feedgen changed its output shape
+            raise RuntimeError(f"{fmt}: cut {len(pieces)} fragments from {len(batch)} entries")
+        fragments.extend(pieces)
+    return fragments
+
+
+@dataclass(frozen=True)
+class Header:
+    head: str  # everything before the entries
+    tail: str  # the closing tags
+
+
+def render_header(meta: FeedMeta, links: DocLinks, fmt: str, updated: datetime, stylesheet: str | None) -> Header:
+    fg = _new_generator()
+    fg.id(meta.id)
+    fg.title(meta.title)
+    fg.author({"name": meta.author})
+    fg.language(meta.language)
+    fg.generator("feeds", __version__, GENERATOR_URI)
+    fg.link(href=links.self_url, rel="self", type="application/atom+xml" if fmt == "atom" else "application/rss+xml")
+    fg.link(href=links.html_url, rel="alternate", type="text/html")
+    if fmt == "atom":
+        fg.subtitle(meta.description)
+        fg.updated(updated)
+        if links.hub:
+            fg.link(href=links.hub, rel="hub")
+        for rel, href in links.history:
+            fg.link(href=href, rel=rel, type="application/atom+xml")
+        document = fg.atom_str(pretty=False).decode("utf-8")
+        close = "</feed>"
+    else:
+        fg.description(meta.description)
+        fg.lastBuildDate(updated)
+        fg.pubDate(updated)
+        fg.ttl(max(1, meta.ttl_minutes))
+        document = fg.rss_str(pretty=False).decode("utf-8")
+        close = "</channel>"
+        extra = []
+        if links.hub:
+            extra.append(f'<atom:link href="{_attr(links.hub)}" rel="hub"/>')
+        for rel, href in links.history:
+            extra.append(f'<atom:link href="{_attr(href)}" rel="{rel}" type="application/rss+xml"/>')
+        if extra:
+            document = _after_self(document, "".join(extra))
+    if links.archive:
+        # RFC 5005 §4: an archive document carries fh:archive
+        document = _declare(document, "fh", FH_NS)
+        document = document.replace(close, "<fh:archive/>" + close, 1)
+    if stylesheet:
+        decl_end = document.index("?>") + 2
+        document = document[:decl_end] + f'<?xml-stylesheet type="text/xsl" href="{_attr(stylesheet)}"?>' + document[decl_end:]
+    cut = document.rindex(close)
+    return Header(document[:cut], document[cut:])
+
+
+def _after_self(document: str, extra: str) -> str:
+    marker = 'rel="self"'
+    at = document.index(marker)
+    end = document.index("/>", at) + 2
+    return document[:end] + extra + document[end:]
+
+
+def _declare(document: str, prefix: str, uri: str) -> str:
+    root_start = document.index("<", document.index("?>") + 2)
+    name_end = document.index(" ", root_start)
+    return document[:name_end] + f' xmlns:{prefix}="{uri}"' + document[name_end:]
+
+
+def _attr(value: str) -> str:
+    return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+
+
+def assemble(header: Header, fragments: list[str]) -> bytes:
+    return (header.head + "".join(fragments) + header.tail).encode("utf-8")

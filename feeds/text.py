@@ -1,0 +1,52 @@
+"""Plain-text helpers shared by the normalizer, sanitizer and renderers."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+# Characters XML 1.0 forbids (C0 controls but TAB/LF/CR, surrogates, U+FFFE/F).
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_TAG = re.compile(r"<[^>]*>")
+_WHITESPACE = re.compile(r"\s+")
+# Characters that must never end a cut: joiners, variation selectors, marks.
+_NO_CUT_AFTER = re.compile("[\u200d\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+
+
+def xml_safe(text: str) -> str:
+    return _XML_FORBIDDEN.sub("", text)
+
+
+def collapse(text: str) -> str:
+    """Every run of whitespace (including U+3000 and NBSP) becomes one space."""
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def plain_text(value: str) -> str:
+    """Tags stripped, entities decoded, whitespace collapsed, XML-safe."""
+    text = _TAG.sub(" ", value) if "<" in value else value
+    if "&" in text:
+        text = html.unescape(text)
+    return collapse(xml_safe(text))
+
+
+def truncate(text: str, limit: int, ellipsis: str = "…") -> str:
+    """At most `limit` characters, cut between characters, ellipsis added when cut.
+
+    CJK text has no spaces, so the cut is at a character boundary; it never
+    separates a base character from a combining mark, a ZWJ sequence or a
+    variation selector, and prefers a word boundary in the last 15 characters
+    of space-separated text.
+    """
+    if len(text) <= limit:
+        return text
+    cut = max(limit - len(ellipsis), 1)
+    while cut > 1 and (
+        unicodedata.combining(text[cut]) or _NO_CUT_AFTER.match(text[cut]) or _NO_CUT_AFTER.match(text[cut - 1])
+    ):
+        cut -= 1
+    space = text.rfind(" ", max(cut - 15, 0), cut + 1)
+    if space > 0:
+        cut = space
+    return text[:cut].rstrip() + ellipsis
