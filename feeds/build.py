@@ -201,3 +201,9 @@ def _prune(builds: Path, keep: set[Path]) -> None:
             shutil.rmtree(entry, ignore_errors=True)
         else:
             entry.unlink(missing_ok=True)
+
+
+def build_in_memory(config: Config, *, use_cache: bool = False) -> tuple[SiteState, dict[str, Resource]]:
+    """The whole site without touching the output folder: (state, {path: Resource})."""
+    state = run_pipeline(config, use_cache=use_cache)
+    return state, dict(render_resources(config, state))

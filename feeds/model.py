@@ -55,6 +55,8 @@ class Article:
     summary: str
     body: str  # sanitized HTML
     description: str | None = None  # front-matter description/excerpt, plain text
+    undated: bool = False  # no readable date: `date` is the fixed fallback
+
 
     @property
     def sort_key(self) -> tuple:

@@ -69,6 +69,7 @@ class Meta:
     description: str | None
     draft: bool
     link: str  # absolute URL every entry links to
+    undated: bool = False
 
 
 class _Reporter:
@@ -440,6 +441,7 @@ def normalize_meta(post: Post, settings: Settings, display: str) -> tuple[Meta, 
             description=description,
             draft=draft,
             link=link,
+            undated=published == UNDATED,
         ),
         report.problems,
     )
@@ -489,4 +491,5 @@ def make_article(post: Post, meta: Meta, body: CleanBody, settings: Settings) ->
         summary=summary,
         body=body.html,
         description=meta.description,
+        undated=meta.undated,
     )

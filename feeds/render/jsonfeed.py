@@ -28,8 +28,9 @@ def render_item(article: Article) -> str:
         item["summary"] = article.summary
     if article.image:
         item["image"] = article.image
-    item["date_published"] = article.date.isoformat()
-    item["date_modified"] = article.updated.isoformat()
+    if not article.undated:  # JSON Feed dates are optional: better none than a made-up one
+        item["date_published"] = article.date.isoformat()
+        item["date_modified"] = article.updated.isoformat()
     if article.author:
         item["authors"] = [{"name": article.author}]
     tags = rss_category_names(article)

@@ -15,7 +15,6 @@ def render_opml(title: str, owner: str, docs_url: str, updated: datetime, tree: 
     ET.SubElement(head, "dateCreated").text = format_datetime(updated, usegmt=True)
     ET.SubElement(head, "dateModified").text = format_datetime(updated, usegmt=True)
     ET.SubElement(head, "ownerName").text = owner
-    ET.SubElement(head, "docs").text = "http://opml.org/spec2.opml"
     body = ET.SubElement(root, "body")
 
     def add(parent: ET.Element, node: dict) -> None:
@@ -30,7 +29,7 @@ def render_opml(title: str, owner: str, docs_url: str, updated: datetime, tree: 
     for label, nodes in groups:
         if not nodes:
             continue
-        folder = ET.SubElement(body, "outline", {"text": label, "title": label})
+        folder = ET.SubElement(body, "outline", {"text": label})
         for node in nodes:
             add(folder, node)
     ET.indent(root)

@@ -18,6 +18,7 @@ from feedgen.feed import FeedGenerator
 from .. import __version__
 from ..model import Article
 from .common import DocLinks, FeedMeta, entry_id, rss_category_names
+from .media_ext import ImageEntryExtension, ImageExtension
 
 GENERATOR_URI = "https://pypi.org/project/feeds/"
 FH_NS = "http://purl.org/syndication/history/1.0"
@@ -26,7 +27,7 @@ BATCH = 500
 
 def _new_generator() -> FeedGenerator:
     fg = FeedGenerator()
-    fg.load_extension("media", atom=True, rss=True)
+    fg.register_extension("image", ImageExtension, ImageEntryExtension, atom=True, rss=True)
     fg.load_extension("dc", atom=False, rss=True)
     return fg
 
@@ -39,8 +40,11 @@ def _add_entry(fg: FeedGenerator, article: Article, fmt: str) -> None:
     fe.link(href=article.permalink, rel="alternate", type="text/html")
     if article.original_url and fmt == "atom":
         fe.link(href=article.original_url, rel="related", type="text/html")
-    fe.published(article.date)
     fe.updated(article.updated)
+    if fmt == "atom":
+        fe.published(article.date)
+    elif not article.undated:
+        fe.pubDate(article.date)  # undated posts: readers fall back to when they first saw it
     if fmt == "atom":
         if article.author:
             fe.author({"name": article.author})
@@ -58,8 +62,7 @@ def _add_entry(fg: FeedGenerator, article: Article, fmt: str) -> None:
         for name in rss_category_names(article):
             fe.category(term=name)
     if article.image:
-        fe.media.thumbnail({"url": article.image})
-        fe.media.content({"url": article.image, "medium": "image"})
+        fe.image.image(article.image)
 
 
 def _cut(document: str, open_tag: str, close_tag: str) -> list[str]:
