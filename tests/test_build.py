@@ -1,0 +1,161 @@
+"""The static writer: atomic switch, unchanged files kept, failures keep the old tree."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from feeds.build import OutputError, build_in_memory, render_resources, run_pipeline, write_tree
+from feeds.render.site import Resource
+
+from conftest import make_config, post_text, write_post
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def site(tmp_path):
+    source = tmp_path / "posts"
+    write_post(source, "a/b/one.md", post_text(title="one", date="2021-03-01 10:00:00"))
+    write_post(source, "a/c/two.md", post_text(title="two", categories=("组", "另一个源", "频道"), date="2021-03-02 10:00:00"))
+    config = make_config(source, tmp_path)
+    return source, config
+
+
+def build(config):
+    state = run_pipeline(config)
+    return write_tree(config.output.dir, render_resources(config, state))
+
+
+def test_output_is_a_link_to_a_complete_build_equal_to_memory(site):
+    _, config = site
+    report = build(config)
+    out = config.output.dir
+    assert out.is_symlink() and out.resolve() == report.target
+    _, files = build_in_memory(config)
+    assert tree(out) == {p.lstrip("/"): r.body for p, r in files.items()}
+    assert (out / "categories/组/源/频道/atom.xml").is_file()
+
+
+def test_rebuild_without_changes_writes_nothing_and_keeps_mtimes(site):
+    _, config = site
+    build(config)
+    feed = config.output.dir / "atom.xml"
+    before = feed.stat().st_mtime_ns
+    report = build(config)
+    assert report.written == 0 and report.linked == report.files
+    assert feed.stat().st_mtime_ns == before
+
+
+def test_one_changed_post_rewrites_only_what_changed(site):
+    source, config = site
+    build(config)
+    old = tree(config.output.dir)
+    write_post(source, "a/c/two.md", post_text(title="two, edited", categories=("组", "另一个源", "频道"), date="2021-03-02 10:00:00"))
+    report = build(config)
+    new = tree(config.output.dir)
+    changed = {p for p in new if old.get(p) != new[p]}
+    assert report.written == len(changed) and 0 < report.written < report.files
+    assert "categories/组/源/频道/atom.xml" not in changed  # the other category's feed did not change
+
+
+def test_deleted_post_disappears(site):
+    source, config = site
+    build(config)
+    (source / "a/b/one.md").unlink()
+    build(config)
+    assert not any("one" in p for p in tree(config.output.dir) if p.startswith("posts/"))
+
+
+def test_failure_mid_build_keeps_previous_output(site):
+    _, config = site
+    build(config)
+    before = tree(config.output.dir)
+
+    def exploding():
+        yield "/index.html", Resource(b"half", "text/html")
+        raise KeyboardInterrupt  # as if the build was stopped here
+
+    with pytest.raises(KeyboardInterrupt):
+        write_tree(config.output.dir, exploding())
+    assert tree(config.output.dir) == before
+    builds = config.output.dir.parent / ".public.builds"
+    assert len([p for p in builds.iterdir() if p.is_dir()]) == 1
+
+
+def test_full_disk_is_a_clear_error_and_keeps_previous(site, monkeypatch):
+    import builtins
+    import errno
+
+    import feeds.build as build_module
+
+    source, config = site
+    build(config)
+    before = tree(config.output.dir)
+    write_post(source, "a/new.md", post_text(title="new", date="2021-04-01 10:00:00"))
+    calls = {"n": 0}
+    real_open = builtins.open
+
+    def filling_open(file, mode="r", *args, **kwargs):
+        if "w" in mode:
+            calls["n"] += 1
+            if calls["n"] > 3:
+                raise OSError(errno.ENOSPC, "No space left on device", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(build_module, "open", filling_open, raising=False)
+    with pytest.raises(OutputError, match="No space left on device"):
+        build(config)
+    monkeypatch.undo()
+    assert tree(config.output.dir) == before
+    assert len([p for p in (config.output.dir.parent / ".public.builds").iterdir() if p.is_dir()]) == 1
+
+
+def test_output_under_a_file_is_a_clear_error(site, tmp_path):
+    _, config = site
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="not-a-folder"):
+        state = run_pipeline(config)
+        write_tree(blocker / "public", render_resources(config, state))
+
+
+def test_plain_folder_in_the_way_is_moved_aside_not_deleted(site):
+    _, config = site
+    out = config.output.dir
+    out.mkdir(parents=True)
+    (out / "mine.txt").write_text("keep me")
+    report = build(config)
+    assert out.is_symlink()
+    assert any("moved" in n for n in report.notes)
+    kept = list((out.parent / ".public.builds").glob("previous-folder-*/mine.txt"))
+    assert kept and kept[0].read_text() == "keep me"
+
+
+def test_nothing_is_written_outside_the_output_folder(tmp_path):
+    source = tmp_path / "posts"
+    write_post(source, "x.md", post_text(title="t", categories=("..", "../../escape", "A/B"), extra_id="").replace("extra_id: \n", ""))
+    write_post(source, "y.md", post_text(title="u", abbrlink="'../../../etc/evil'"))
+    config = make_config(source, tmp_path)
+    before = {p for p in tmp_path.rglob("*")}
+    build(config)
+    after = {p for p in tmp_path.rglob("*")}
+    builds = tmp_path / ".public.builds"
+    cache = tmp_path / "cache"
+    for path in after - before:
+        assert path == config.output.dir or builds in path.parents or path == builds or cache in path.parents or path == cache, path
+
+
+def test_gzip_siblings_match_their_files(site):
+    import gzip
+
+    _, config = site
+    state = run_pipeline(config)
+    write_tree(config.output.dir, render_resources(config, state), gzip_siblings=True)
+    out = config.output.dir
+    atom = out / "atom.xml"
+    assert gzip.decompress((out / "atom.xml.gz").read_bytes()) == atom.read_bytes()

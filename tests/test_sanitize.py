@@ -1,0 +1,141 @@
+"""The sanitizing policy of DESIGN.md, checked on small bodies, for every engine."""
+
+from __future__ import annotations
+
+import re
+
+import html5lib
+import pytest
+
+from feeds.sanitize import Policy, get_sanitizer
+
+BASE = "https://example.org/posts/x/"
+ENGINES = ["bleach", "nh3"]
+
+
+@pytest.fixture(params=ENGINES)
+def clean(request):
+    try:
+        sanitizer = get_sanitizer(request.param, Policy(drop_selectors=(".appendQr_wrap", "div.ad > p"), iframe_hosts=("player.youku.com",)))
+    except (ImportError, ValueError) as exc:
+        pytest.skip(f"{request.param} engine not available: {exc}")
+
+    def run(body: str):
+        return sanitizer.clean(body, BASE)
+
+    return run
+
+
+def elements(markup: str):
+    fragment = html5lib.parseFragment(markup, treebuilder="etree", namespaceHTMLElements=False)
+    return list(fragment.iter())
+
+
+def test_script_and_style_go_with_their_text(clean):
+    out = clean("<p>keep</p><script>var secret = 1;</script><style>.x{color:red}</style><p>also</p>").html
+    assert "secret" not in out and "color:red" not in out and "<script" not in out and "<style" not in out
+    assert "keep" in out and "also" in out
+
+
+def test_sina_qr_block_with_escaped_css_is_removed_entirely(clean):
+    body = (
+        '<p>正文</p><div class="appendQr_wrap"><style>.appendQr_normal&#123;float:left&#125;</style>'
+        '<div class="appendQr_normal"><img src="https://n.sinaimg.cn/qr.png"><p>扫码下载</p></div></div>'
+    )
+    result = clean(body)
+    assert "appendQr" not in result.html and "float:left" not in result.html and "扫码" not in result.html
+    assert "float" not in result.text
+    assert "https://n.sinaimg.cn/qr.png" in result.dropped_images
+
+
+def test_comments_hidden_elements_and_event_handlers(clean):
+    body = (
+        "<!-- 正文下iframe --><p onclick=\"steal()\" onmouseover='x()'>text</p>"
+        '<a href="https://www.zhihu.com/q/1" hidden>查看知乎原文</a><input type="hidden" value="t">'
+        '<figcaption style="display: none;">caption</figcaption><p aria-hidden="true">visible</p>'
+    )
+    out = clean(body).html
+    assert "<!--" not in out and "正文下" not in out
+    assert "onclick" not in out and "onmouseover" not in out and "steal" not in out
+    assert "查看知乎原文" not in out and "input" not in out and "caption" not in out
+    assert "visible" in out
+
+
+def test_drop_selectors_with_child_combinator(clean):
+    out = clean('<div class="ad"><p>buy now</p><span>keep me</span></div>').html
+    assert "buy now" not in out and "keep me" in out
+
+
+def test_javascript_urls_removed(clean):
+    out = clean('<a href="javascript:alert(1)">x</a><a href=" JaVaScRiPt:alert(1)">y</a><img src="javascript:alert(1)">').html
+    assert "javascript" not in out.lower()
+
+
+def test_images_keep_src_alt_referrerpolicy_and_lazy_src_is_promoted(clean):
+    body = (
+        '<img src="https://a.example/1.jpg" alt="一张图" referrerpolicy="no-referrer" w="640" data-v-12ab>'
+        '<img class="lazy" src="https://a.example/grey.gif" data-original="//b.example/2.jpg">'
+        '<img data-original-src="//upload-images.jianshu.io/u/3.png">'
+        '<img srcset="https://c.example/4.jpg 1x, https://c.example/4@2x.jpg 2x">'
+    )
+    images = [e for e in elements(clean(body).html) if e.tag == "img"]
+    assert [i.get("src") for i in images] == [
+        "https://a.example/1.jpg",
+        "https://b.example/2.jpg",
+        "https://upload-images.jianshu.io/u/3.png",
+        "https://c.example/4.jpg",
+    ]
+    assert images[0].get("alt") == "一张图" and images[0].get("referrerpolicy") == "no-referrer"
+    assert all(set(i.keys()) <= {"src", "alt", "title", "width", "height", "referrerpolicy"} for i in images)
+
+
+def test_every_url_is_absolute(clean):
+    body = '<a href="/about/x.html">a</a><a href="rel/y">b</a><img src="//cdn.example/z.png"><a href="#top">c</a><video src="v.mp4?a=1&b=2" controls></video>'
+    out = clean(body).html
+    for element in elements(out):
+        for attr in ("href", "src"):
+            value = element.get(attr)
+            if value is not None:
+                assert re.match(r"https?://", value), value
+    assert "https://example.org/about/x.html" in out
+    assert "https://example.org/posts/x/rel/y" in out
+    assert "https://cdn.example/z.png" in out
+    assert "https://example.org/posts/x/v.mp4?a=1&amp;b=2" in out
+
+
+def test_iframes_only_from_allowed_hosts(clean):
+    out = clean('<iframe src="https://player.youku.com/embed/abc"></iframe><iframe src="https://evil.example/x"></iframe>').html
+    assert "player.youku.com" in out and "evil.example" not in out
+
+
+def test_empty_paragraphs_and_blank_runs_are_gone_but_pre_keeps_its_layout(clean):
+    body = "<p></p><p> &nbsp; </p><p><br></p>\n\n\n\n<p>text</p>\n\n\n<pre>a\n\n\tb  c\n</pre>"
+    out = clean(body).html
+    assert "<p></p>" not in out and "<br>" not in out
+    assert "\n\n" not in out.split("<pre>")[0]
+    assert "<pre>a\n\n\tb  c\n</pre>" in out
+
+
+def test_legacy_tags_unwrapped_text_kept(clean):
+    out = clean('<p><font color="red"><font size="3" cms-style="strong-Bold">加粗</font></font><center>居中</center></p>').html
+    assert "font" not in out and "center" not in out and "cms-style" not in out
+    assert "加粗" in out and "居中" in out
+
+
+def test_raw_ampersands_and_angle_brackets_are_escaped(clean):
+    out = clean("<p>Optional<Int> && <源路径> a->b</p>").html
+    assert "&amp;&amp;" in out
+    assert "<Int>" not in out
+
+
+def test_summary_text_has_no_markup_and_keeps_cjk(clean):
+    result = clean("<p>\u3000\u3000第一段。</p><p>第二段&nbsp;继续。</p>")
+    assert "<" not in result.text
+    assert "第一段" in result.text and "第二段\u00a0继续" in result.text
+    assert result.first_image is None
+
+
+def test_xml_forbidden_characters_are_dropped(clean):
+    out = clean("<p>a\x00b\x0bc\x1bd\ufffee</p><pre>x\ty\nz</pre>").html
+    assert not re.search("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]", out)
+    assert "x\ty\nz" in out
