@@ -43,6 +43,8 @@ _FENCE = re.compile(r"^-{3,}[ \t]*$")
 _TOP_KEY = re.compile(r"^([^\s#:'\"\-][^:]*?):(?:[ \t]|$)")
 _SCALAR_LINE = re.compile(r"^([A-Za-z_][\w-]*):[ \t]+(\S.*?)[ \t]*$")
 _QUOTE_RUNS = re.compile(r"^[\"'“”‘’]+|[\"'“”‘’]+$")
+# Only plain-text keys are repaired: a broken list or date is reported, not guessed.
+_REPAIRABLE_KEYS = frozenset({"title", "author", "description", "excerpt", "subtitle"})
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -189,7 +191,7 @@ def _repair(fm: str) -> tuple[str, list[int]]:
     repaired = []
     for index, line in enumerate(fm.split("\n")):
         match = _SCALAR_LINE.match(line)
-        if match:
+        if match and match.group(1) in _REPAIRABLE_KEYS and match.group(2)[0] not in "[{&*!|>":
             try:
                 load_yaml(line)
             except yaml.YAMLError:
