@@ -170,7 +170,6 @@ def serve(config_path, host, port, workers) -> None:
         port=port,
         interface=Interfaces.WSGI,
         workers=workers,
-        blocking_threads=8,
         factory=True,
         log_access=False,
     )

@@ -57,6 +57,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+from urllib.parse import unquote
 
 import lxml.html
 import pytest
@@ -131,6 +132,21 @@ def url_scheme(value: str) -> str | None:
     value = re.sub(r"[\t\n\r]", "", value)
     match = _SCHEME.match(value)
     return match.group(1).lower() if match else None
+
+
+def whatwg_host(url: str) -> str | None:
+    """The host of an http(s) URL as a browser's URL parser finds it.
+
+    Unlike urllib.parse, WHATWG URL parsing treats '\\' like '/' in special
+    schemes, so 'https://a.example\\@b.example/' is host a.example.
+    """
+    url = re.sub(r"[\t\n\r]", "", url.strip(_C0_OR_SPACE))
+    match = re.match(r"(?i)https?:[/\\]*", url)
+    if not match:
+        return None
+    authority = re.split(r"[/\\?#]", url[match.end():], maxsplit=1)[0]
+    host = re.sub(r":[0-9]*$", "", authority.rpartition("@")[2])
+    return unquote(host).lower().rstrip(".") or None
 
 
 def page_document(fragment: str) -> str:
@@ -228,11 +244,14 @@ def audit(fragment: str, policy_name: str = "default") -> list[str]:
                     problems.append(f"{where}: URL attribute {name}={value!r} is not http(s)/mailto")
             if iframe_ok:
                 src = attrs.get("src", "")
-                host = re.match(r"https://([^/:?#]+)", src.strip())
-                if not host or not host_matches(host.group(1), IFRAME_HOSTS):
-                    problems.append(f"{where}: iframe src {src!r} is not an https URL on an allowed host")
+                host = whatwg_host(src)
+                if url_scheme(src) != "https" or not host or not host_matches(host, IFRAME_HOSTS):
+                    problems.append(f"{where}: iframe src {src!r} (host {host!r} for a browser) is not https on an allowed host")
                 if "sandbox" not in attrs:
                     problems.append(f"{where}: iframe without sandbox")
+        body = next(el for el in root.iter() if isinstance(el.tag, str) and _local_name(el.tag)[1].lower() == "body")
+        if len(body) != 1 or (body.text or "").strip() or (body[0].tail or "").strip():
+            problems.append(f"{parser}: the output escapes its <div class=\"body\"> container")
     return problems
 
 
@@ -346,6 +365,8 @@ def test_oracle_flags_raw_vector(vector):
         ('<body onload="x">', "page's own element"),
         ('<img srcset="http://ok.example/a.png 1x">', "attribute not in the allowlist"),
         ('<iframe src="https://evil.example/" sandbox></iframe>', "allowed host"),
+        ('<iframe src="https://evil.example\\@www.youtube.com/" sandbox></iframe>', "allowed host"),
+        ("</div><p>outside</p>", "escapes its"),
     ],
 )
 def test_oracle_detects(fragment, expected):
@@ -359,6 +380,14 @@ def test_oracle_text_rule():
     assert leaks("<p>alert(1)</p>", "", codes)
     assert not leaks("<p>alert(2)</p>", "", codes)
     assert leaks("<p>x</p>", "... alert(1)", codes)
+
+
+@pytest.mark.parametrize(
+    "url,host",
+    [("https://a.example\\@www.youtube.com/x", "a.example"), ("https://u:p@www.youtube.com:443/x", "www.youtube.com"), ("https:\\\\A.example./", "a.example"), ("javascript:x", None)],
+)
+def test_whatwg_host(url, host):
+    assert whatwg_host(url) == host
 
 
 @pytest.mark.parametrize("value,scheme", [("  JAVA\tSCRIPT:x", "javascript"), ("\x01javascript:x", "javascript"), ("&#106;avascript:x", None), ("https://a/", "https"), ("//a/b", None)])
