@@ -128,6 +128,8 @@ class Cache:
         self.entries: dict[str, Outcome] = {}
         self.problem: str | None = None
         self.dirty = False
+        self.stats: dict[str, tuple] = {}  # rel → (stat signature, content key)
+        self.stats_time = 0.0  # when `stats` was recorded
         if directory is not None:
             self._load()
 
@@ -150,6 +152,16 @@ class Cache:
             self.problem = "cache belongs to other settings or is damaged: rebuilt from the posts"
             return
         self.entries = data["entries"]
+        stats = data.get("stats")
+        if isinstance(stats, dict) and isinstance(data.get("stats_time"), float):
+            self.stats = stats
+            self.stats_time = data["stats_time"]
+
+    def record_stats(self, stats: dict[str, tuple]) -> None:
+        if stats != self.stats:
+            self.dirty = True
+        self.stats = stats
+        self.stats_time = time.time()
 
     @staticmethod
     def key(raw: bytes, rel: str) -> str:
@@ -180,7 +192,11 @@ class Cache:
                     old.unlink(missing_ok=True)
             tmp = file.with_suffix(f".tmp{os.getpid()}")
             with open(tmp, "wb") as handle:
-                pickle.dump({"fingerprint": self.fingerprint, "entries": self.entries}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(
+                    {"fingerprint": self.fingerprint, "entries": self.entries, "stats": self.stats, "stats_time": self.stats_time},
+                    handle,
+                    protocol=pickle.HIGHEST_PROTOCOL,
+                )
             os.replace(tmp, file)
         except OSError as exc:
             return f"cannot write cache: {exc.strerror or exc}"
@@ -195,25 +211,54 @@ def _display(path: Path, cwd: Path) -> str:
         return str(path)
 
 
-def read_sources(config: Config) -> tuple[list[tuple[Path, str, str, bytes | None]], list[Problem]]:
-    """(path, rel, display, bytes) for every matching file; None bytes = unreadable (reported)."""
+# A stat entry is trusted only for files last changed this long before the
+# entry was recorded: a write in the same clock tick as the recording could
+# otherwise leave size, mtime and ctime all unchanged (git's "racy" case).
+RACY_SECONDS = 2.0
+
+
+def _stat_signature(st: os.stat_result) -> tuple:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def read_sources(config: Config, cache: "Cache | None" = None) -> tuple[list[tuple[Path, str, str, bytes | None, str | None]], list[Problem]]:
+    """(path, rel, display, bytes, key) for every matching file.
+
+    A file whose stat signature (inode, size, mtime, ctime: any write changes
+    ctime) matches the cache's record is not read again: its content key is
+    known. Otherwise the bytes are read and keyed by content. Unreadable
+    files are reported and come back with neither bytes nor key.
+    """
     found, problems = find_sources(config.source.dir, config.source.pattern)
     cwd = Path.cwd()
     out = []
+    stats = cache.stats if cache is not None else {}
+    recorded = cache.stats_time if cache is not None else 0.0
+    fresh: dict[str, tuple] = {}
     for path, rel in found:
         display = _display(path, cwd)
         try:
-            size = path.stat().st_size
-            if size > MAX_FILE_BYTES:
-                problems.append(Problem(display, None, ERROR, f"file is {size} bytes; the limit is {MAX_FILE_BYTES}"))
-                out.append((path, rel, display, None))
+            st = path.stat()
+            signature = _stat_signature(st)
+            known = stats.get(rel)
+            if known is not None and known[0] == signature and st.st_ctime < recorded - RACY_SECONDS and cache is not None and cache.get(known[1]) is not None:
+                fresh[rel] = known
+                out.append((path, rel, display, None, known[1]))
+                continue
+            if st.st_size > MAX_FILE_BYTES:
+                problems.append(Problem(display, None, ERROR, f"file is {st.st_size} bytes; the limit is {MAX_FILE_BYTES}"))
+                out.append((path, rel, display, None, None))
                 continue
             raw = path.read_bytes()
         except OSError as exc:
             problems.append(Problem(display, None, ERROR, f"cannot read post: {exc.strerror or exc}"))
-            out.append((path, rel, display, None))
+            out.append((path, rel, display, None, None))
             continue
-        out.append((path, rel, display, raw))
+        key = Cache.key(raw, rel)
+        fresh[rel] = (signature, key)
+        out.append((path, rel, display, raw, key))
+    if cache is not None:
+        cache.record_stats(fresh)
     return out, problems
 
 
@@ -226,9 +271,9 @@ def load_articles(
 ) -> LoadResult:
     started = time.perf_counter()
     job = make_job(config)
-    sources, problems = read_sources(config)
     if cache is None:
         cache = Cache(config.build.cache_dir if use_cache else None, job)
+    sources, problems = read_sources(config, cache)
     if cache.problem:
         problems.append(Problem(str(cache.directory), None, WARNING, cache.problem))
         cache.problem = None
@@ -236,10 +281,9 @@ def load_articles(
     outcomes: dict[int, Outcome] = {}
     keys: dict[int, str] = {}
     todo: list[int] = []
-    for index, (path, rel, display, raw) in enumerate(sources):
-        if raw is None:
+    for index, (path, rel, display, raw, key) in enumerate(sources):
+        if key is None:
             continue
-        key = Cache.key(raw, rel)
         keys[index] = key
         hit = cache.get(key)
         if hit is not None:
@@ -257,7 +301,7 @@ def load_articles(
         done = 0
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = [
-                (batch, pool.submit(_process_batch, [(sources[i][3], str(sources[i][0]), sources[i][1], sources[i][2]) for i in batch], job))
+                (batch, pool.submit(_process_batch, [(_raw(sources[i]), str(sources[i][0]), sources[i][1], sources[i][2]) for i in batch], job))
                 for batch in batches
             ]
             for batch, future in futures:
@@ -269,8 +313,8 @@ def load_articles(
                     progress(done, total)
     else:
         for done, index in enumerate(todo, 1):
-            path, rel, display, raw = sources[index]
-            outcome = process_source(raw, path, rel, display, job)
+            path, rel, display, _, _ = sources[index]
+            outcome = process_source(_raw(sources[index]), path, rel, display, job)
             outcomes[index] = outcome
             cache.put(keys[index], outcome)
             if progress and (done % 16 == 0 or done == total):
@@ -319,6 +363,11 @@ def load_articles(
         seconds=time.perf_counter() - started,
         digests={sources[i][1]: keys[i] for i in keys},
     )
+
+
+def _raw(source) -> bytes:
+    path, _, _, raw, _ = source
+    return raw if raw is not None else path.read_bytes()
 
 
 def future_warning_for(article: Article, display: str, now: datetime) -> Problem | None:
