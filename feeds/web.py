@@ -276,7 +276,15 @@ def create_app(config: Config, *, live: LiveSite | None = None, start_reloader: 
     """The application factory: no state at import time, thin views."""
     app = Flask("feeds")
     app.config["FEEDS"] = config
-    live = live or LiveSite(config)
+    if live is None:
+        hook = None
+        if config.websub.hub:
+            from .websub import Publisher
+
+            publisher = Publisher(config.websub.hub, config.site.base_url)
+            app.extensions["feeds.websub"] = publisher
+            hook = lambda old, new: publisher(old.files, new.files)  # noqa: E731
+        live = LiveSite(config, on_swap=hook)
     app.extensions["feeds.live"] = live
     if start_reloader:
         live.start()

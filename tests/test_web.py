@@ -9,6 +9,7 @@ from email.utils import format_datetime
 from datetime import timedelta
 
 import feedparser
+from urllib.parse import unquote, urlsplit
 import pytest
 
 from feeds.build import build_in_memory
@@ -190,3 +191,66 @@ def test_reloader_thread_picks_up_a_new_post(source, tmp_path):
             pytest.fail("new post not served within 5 s")
     finally:
         app.extensions["feeds.live"].stop()
+
+
+def test_websub_hub_links_and_pings_only_for_changed_feeds(source, tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import parse_qs
+
+    received: list[str] = []
+
+    class Hub(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            form = parse_qs(body)
+            assert form["hub.mode"] == ["publish"]
+            received.extend(form["hub.url"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hub = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    try:
+        hub_url = f"http://127.0.0.1:{hub.server_address[1]}/hub"
+        config = make_config(source, tmp_path, websub={"hub": hub_url}, server={"reload_seconds": 0})
+        app = create_app(config, start_reloader=False)
+        client = app.test_client()
+        atom = client.get("/atom.xml").data.decode()
+        assert f'<link href="{hub_url}" rel="hub"/>' in atom and 'rel="self"' in atom
+        assert f'<atom:link href="{hub_url}" rel="hub"/>' in client.get("/rss.xml").data.decode()
+        assert json.loads(client.get("/feed.json").data)["hubs"] == [{"type": "WebSub", "url": hub_url}]
+
+        write_post(source, "tech/new.md", post_text(title="Fresh", categories=("编程", "开源", "资讯"), date="2021-03-09 10:00:00"))
+        assert app.extensions["feeds.live"].refresh()
+        assert app.extensions["feeds.websub"].done.wait(10)
+        paths = {unquote(urlsplit(u).path) for u in received}
+        assert {"/atom.xml", "/rss.xml", "/feed.json", "/categories/编程/开源/资讯/atom.xml", "/categories/编程/atom.xml"} <= paths
+        assert not any(p.startswith("/categories/金融") for p in paths)
+    finally:
+        hub.shutdown()
+
+
+def test_feeds_offer_an_xsl_view_for_browsers(client):
+    atom = client.get("/atom.xml").data
+    assert b'<?xml-stylesheet type="text/xsl" href="http://127.0.0.1:8000/feed.xsl"?>' in atom
+    xsl = client.get("/feed.xsl")
+    assert xsl.status_code == 200 and xsl.headers["Content-Type"] == "text/xsl; charset=utf-8"
+    from lxml import etree
+
+    transform = etree.XSLT(etree.fromstring(xsl.data))
+    for path in ("/atom.xml", "/rss.xml"):
+        page = str(transform(etree.fromstring(client.get(path).data)))
+        assert "To subscribe" in page and "Rust news" in page and f"http://127.0.0.1:8000{path}" in page
+
+
+def test_rss_update_period_matches_max_age(client):
+    from lxml import etree
+
+    channel = etree.fromstring(client.get("/rss.xml").data).find("channel")
+    sy = "{http://purl.org/rss/1.0/modules/syndication/}"
+    assert channel.findtext("ttl") == "2"
+    assert channel.findtext(sy + "updatePeriod") == "hourly" and channel.findtext(sy + "updateFrequency") == "30"

@@ -11,6 +11,7 @@ page 1 holds the oldest entries, and a page never changes once full.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 from datetime import datetime
 from functools import cached_property
 from typing import Iterator
@@ -174,7 +175,8 @@ class SiteRenderer:
 
     @property
     def stylesheet_path(self) -> str | None:
-        return None
+        # an absolute URL: browsers apply XSLT only from the feed's own origin
+        return self.url("/feed.xsl")
 
     # ------------------------------------------------------------ pages
 
@@ -310,6 +312,7 @@ class SiteRenderer:
         yield "/index.html", Resource(self.render_index(), CONTENT_TYPES["html"], newest, "html")
         yield "/opml.xml", Resource(self.render_opml(), CONTENT_TYPES["opml"], newest, "opml")
         yield "/404.html", Resource(self.render_404("…"), CONTENT_TYPES["html"], None, "html")
+        yield "/feed.xsl", Resource(_stylesheet(), CONTENT_TYPES["xsl"], None, "xsl")
         for feed in self.catalog.feeds:
             yield from self.render_feed(feed)
             if feed.kind != KIND_SITE:
@@ -318,6 +321,10 @@ class SiteRenderer:
         for index, article in enumerate(self.catalog.articles):
             path, body = self.render_post_page(index)
             yield path, Resource(body, CONTENT_TYPES["html"], article.updated, "html")
+
+
+def _stylesheet() -> bytes:
+    return resources.files("feeds").joinpath("static/feed.xsl").read_bytes()
 
 
 def render_site(config: Config, catalog: Catalog) -> Iterator[tuple[str, Resource]]:

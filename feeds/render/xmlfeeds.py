@@ -22,6 +22,7 @@ from .media_ext import ImageEntryExtension, ImageExtension
 
 GENERATOR_URI = "https://pypi.org/project/feeds/"
 FH_NS = "http://purl.org/syndication/history/1.0"
+SY_NS = "http://purl.org/rss/1.0/modules/syndication/"
 BATCH = 500
 
 
@@ -129,7 +130,10 @@ def render_header(meta: FeedMeta, links: DocLinks, fmt: str, updated: datetime, 
         fg.ttl(max(1, meta.ttl_minutes))
         document = fg.rss_str(pretty=False).decode("utf-8")
         close = "</channel>"
-        extra = []
+        # sy: says the same as ttl, for readers that only know the RSS 1.0 module
+        period, frequency = _update_period(meta.ttl_minutes)
+        document = _declare(document, "sy", SY_NS)
+        extra = [f"<sy:updatePeriod>{period}</sy:updatePeriod><sy:updateFrequency>{frequency}</sy:updateFrequency>"]
         if links.hub:
             extra.append(f'<atom:link href="{_attr(links.hub)}" rel="hub"/>')
         for rel, href in links.history:
@@ -145,6 +149,15 @@ def render_header(meta: FeedMeta, links: DocLinks, fmt: str, updated: datetime, 
         document = document[:decl_end] + f'<?xml-stylesheet type="text/xsl" href="{_attr(stylesheet)}"?>' + document[decl_end:]
     cut = document.rindex(close)
     return Header(document[:cut], document[cut:])
+
+
+def _update_period(minutes: int) -> tuple[str, int]:
+    """ttl in minutes → (sy:updatePeriod, sy:updateFrequency), as close as the module allows."""
+    minutes = max(1, minutes)
+    for period, length in (("hourly", 60), ("daily", 1440), ("weekly", 10080), ("monthly", 43200), ("yearly", 525600)):
+        if minutes <= length:
+            return period, max(1, round(length / minutes))
+    return "yearly", 1
 
 
 def _after_self(document: str, extra: str) -> str:
