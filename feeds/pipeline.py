@@ -92,6 +92,7 @@ def process_source(raw: bytes, path: Path, rel: str, display: str, job: Job) -> 
     except RecursionError:
         problems.append(Problem(display, post.body_line, ERROR, "body nests HTML elements too deeply to sanitize"))
         return Outcome(None, tuple(problems))
+    problems.extend(Problem(display, post.body_line, WARNING, note) for note in body.notes)
     article = make_article(post, meta, body, job.settings)
     return Outcome(article, tuple(problems))
 

@@ -217,6 +217,47 @@ class CleanBody:
     text: str  # plain text, block boundaries as newlines
     first_image: str | None
     dropped_images: frozenset[str] = frozenset()  # images that were only in removed blocks (ads, QR codes)
+    notes: tuple[str, ...] = ()  # what the author should know (reported as warnings)
+
+
+MAX_DEPTH = 200  # deeper nesting is flattened: real articles stay far below
+_TAG_SCAN = re.compile(r"<(/?)([a-zA-Z][^\s/>]*)[^>]*?(/?)>")
+_VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+
+
+def limit_depth(body: str, limit: int = MAX_DEPTH) -> tuple[str, int]:
+    """Remove the tags (not the text) nested deeper than `limit`.
+
+    HTML parsers spend time quadratic in nesting depth (html5lib needs
+    minutes for 20,000 levels); flattening first keeps every word.
+    Returns (body, deepest level seen).
+    """
+    if body.count("<") < limit:
+        return body, 0
+    depth = deepest = 0
+    cuts: list[tuple[int, int]] = []
+    for match in _TAG_SCAN.finditer(body):
+        closing, name, self_closing = match.group(1), match.group(2).lower(), match.group(3)
+        if name in _VOID or self_closing:
+            continue
+        if closing:
+            if depth > limit:
+                cuts.append(match.span())
+            depth = max(depth - 1, 0)
+        else:
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > limit:
+                cuts.append(match.span())
+    if deepest <= limit:
+        return body, deepest
+    pieces = []
+    position = 0
+    for start, end in cuts:
+        pieces.append(body[position:start])
+        position = end
+    pieces.append(body[position:])
+    return "".join(pieces), deepest
 
 
 def host_matches(host: str, allowed: tuple[str, ...]) -> bool:
@@ -514,6 +555,8 @@ class BleachSanitizer:
         body = xml_safe(body)
         if not body.strip():
             return CleanBody("", "", None)
+        body, deepest = limit_depth(body)
+        notes = (f"body nests HTML {deepest} levels deep: tags below level {MAX_DEPTH} were removed, their text kept",) if deepest > MAX_DEPTH else ()
         dom = self.parser.parseFragment(body)
         structure = StructureFilter(self.walker(dom), self.policy, self.selectors, base_url)
         stream = BleachSanitizerFilter(
@@ -526,7 +569,7 @@ class BleachSanitizer:
         )
         tidy = TidyFilter(stream)
         out = self.serializer.render(tidy)
-        return CleanBody(squeeze_blank_lines(xml_safe(out)).strip(), tidy.text, tidy.first_image, frozenset(structure.dropped_images))
+        return CleanBody(squeeze_blank_lines(xml_safe(out)).strip(), tidy.text, tidy.first_image, frozenset(structure.dropped_images), notes)
 
 
 @lru_cache(maxsize=4)

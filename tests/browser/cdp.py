@@ -11,16 +11,18 @@ Used by tests/test_browser_probe.py; see `XssProbe` for what is recorded.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 CANDIDATES = ("/usr/lib/chromium/chromium", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
@@ -48,8 +50,11 @@ FLAGS = (
     "--no-proxy-server",
     # every frame in the page's own process, so one session sees all scripts
     "--disable-site-isolation-trials",
-    "--disable-features=IsolateOrigins,site-per-process,Translate,MediaRouter,OptimizationHints",
+    "--disable-features=IsolateOrigins,site-per-process,Translate,MediaRouter,OptimizationHints,BackForwardCache,ProactivelySwapBrowsingInstance,RenderDocument,Prerender2,SpareRendererForSitePerProcess",
 )
+
+
+_TRAMPOLINE = "import os, sys; r, w = int(sys.argv[1]), int(sys.argv[2]); os.dup2(r, 3); os.dup2(w, 4); os.close(r); os.close(w); os.execv(sys.argv[3], sys.argv[3:])"
 
 
 class CDPError(RuntimeError):
@@ -76,12 +81,18 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="feeds-xss-chromium-")
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
-        # the shell puts our pipe ends on fds 3 and 4, then execs Chromium
-        command = ["/bin/sh", "-c", f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}', binary, *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "about:blank"]
-        self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr, pass_fds=(to_chrome_r, from_chrome_w), start_new_session=True)
+        # Chromium wants the pipe on its fds 3 and 4: a tiny Python trampoline
+        # moves them there and execs it (no preexec_fn: not thread-safe).
+        ends = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_chrome_r, from_chrome_w)]
         os.close(to_chrome_r)
         os.close(from_chrome_w)
+        command = [sys.executable, "-I", "-S", "-c", _TRAMPOLINE, str(ends[0]), str(ends[1]), binary, *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "about:blank"]
+        self.stderr = tempfile.TemporaryFile()
+        try:
+            self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr, pass_fds=ends, start_new_session=True)
+        finally:
+            for fd in ends:
+                os.close(fd)
         self._lock = threading.Lock()
         self._next_id = 0
         self._pending: dict[int, dict] = {}
@@ -203,8 +214,9 @@ class XssProbe:
       Page.addScriptToEvaluateOnNewDocument before any page script) saw:
       calls of alert/confirm/prompt/print/eval/Function/string timers,
       document.write, and CSP violation events;
-    * ``requests``: Network.requestWillBeSent other than the page itself and
-      images (and <video>/<audio> media: allowed content, see the test);
+    * ``requests``: Network.requestWillBeSent other than the page itself,
+      images, <video>/<audio> media (allowed content, see the test), frames
+      to the allowed embed hosts, and the browser's own /favicon.ico;
     * ``audit``: audit.js run on the *browser's* DOM after load: event-handler
       attributes, non-http(s) URLs, script/base/meta-refresh/object elements,
       and elements of the article body outside the allowlist — latent XSS
@@ -212,17 +224,19 @@ class XssProbe:
     * ``navigations``: the main frame left the page (meta refresh, location=).
     """
 
-    def __init__(self, browser: Browser, *, allowed_tags: list[str], allowed_types=("Image", "Media"), frame_hosts=()):
+    def __init__(self, browser: Browser, *, allowed_types=("Image", "Media"), fresh_document: bool = False):
         self.browser = browser
-        self.allowed_tags = sorted(allowed_tags)
+        # about:blank between pages: stricter isolation of one page's events
+        # from the next, ~0.1 s a page. Without it, anything that fires after
+        # a page settled is blamed on the next page: still a failure.
+        self.fresh_document = fresh_document
         self.allowed_types = set(allowed_types)
-        self.frame_hosts = tuple(frame_hosts)
         self.session = browser.new_page()
         self._events: list[tuple[str, dict]] = []
         self._events_lock = threading.Lock()
         self._load = threading.Event()
         browser.listeners[self.session].append(self._on_event)
-        for method in ("Page.enable", "Runtime.enable", "Network.enable", "Debugger.enable", "Log.enable"):
+        for method in ("Page.enable", "Network.enable", "Debugger.enable"):
             browser.send(method, session=self.session)
         browser.send("Page.addScriptToEvaluateOnNewDocument", {"source": PROBE_SOURCE}, session=self.session)
         browser.send("Network.setCacheDisabled", {"cacheDisabled": True}, session=self.session)
@@ -249,7 +263,7 @@ class XssProbe:
         if not self._load.wait(timeout):
             raise CDPError(f"{url}: no load event within {timeout}s")
 
-    def _settle(self, quiet: float = 0.05, limit: float = 1.5) -> None:
+    def _settle(self, quiet: float = 0.04, limit: float = 1.5) -> None:
         """Wait until no request has been in flight for `quiet` seconds."""
         deadline = time.monotonic() + limit
         in_flight: set[str] = set()
@@ -270,24 +284,27 @@ class XssProbe:
                 return
             time.sleep(0.01)
 
-    def load(self, url: str, *, timeout: float = 10.0) -> dict:
-        self._navigate("about:blank", timeout)
+    def load(self, url: str, *, allowed_tags, frame_hosts=(), timeout: float = 10.0) -> dict:
+        """Load `url` and return the findings; `allowed_tags` may appear in the
+        article body, iframes only to `frame_hosts` (over https)."""
+        if self.fresh_document:
+            self._navigate("about:blank", timeout)
         self._take_events()
         self._navigate(url, timeout)
         self._settle()
         audit = self.browser.send(
             "Runtime.evaluate",
-            {"expression": f"({AUDIT_SOURCE})({json.dumps(self.allowed_tags)}, {json.dumps(list(self.frame_hosts))})\n//# sourceURL=__feeds_audit__.js", "returnByValue": True},
+            {"expression": f"({AUDIT_SOURCE})({json.dumps(sorted(allowed_tags))}, {json.dumps(list(frame_hosts))})\n//# sourceURL=__feeds_audit__.js", "returnByValue": True},
             session=self.session,
         )
         if "exceptionDetails" in audit:
             raise CDPError(f"audit.js failed on {url}: {audit['exceptionDetails']}")
         state = audit["result"]["value"]
-        self._settle(quiet=0.03, limit=0.5)  # events the audit's synthetic hover/focus caused
+        self._settle(quiet=0.02, limit=0.5)  # events the audit's synthetic hover/focus caused
         events = self._take_events()
-        return self._findings(url, events, state)
+        return self._findings(url, events, state, tuple(frame_hosts))
 
-    def _findings(self, url: str, events, state: dict) -> dict:
+    def _findings(self, url: str, events, state: dict, frame_hosts: tuple[str, ...]) -> dict:
         findings = {"dialogs": [], "scripts": [], "requests": [], "navigations": [], "calls": state["calls"], "audit": state["audit"]}
         page_requested = False
         for method, params in events:
@@ -297,7 +314,9 @@ class XssProbe:
             elif method == "Page.javascriptDialogOpening":
                 findings["dialogs"].append(f"{params.get('type')}: {params.get('message')!r}")
             elif method == "Debugger.scriptParsed":
-                if params.get("url") not in OUR_SCRIPTS:
+                # chrome-error:// is Chromium's own network-error page (an embed
+                # whose host does not resolve here), not content of the page
+                if params.get("url") not in OUR_SCRIPTS and not params.get("url", "").startswith("chrome-error://"):
                     findings["scripts"].append(f"script compiled: url={params.get('url')!r} lines {params.get('startLine')}-{params.get('endLine')} length {params.get('length')}")
             elif method == "Network.requestWillBeSent":
                 kind = params.get("type", "Other")
@@ -307,16 +326,19 @@ class XssProbe:
                     continue
                 if kind in self.allowed_types and target.startswith(("http://", "https://", "data:")):
                     continue
-                if kind == "Document" and params.get("frameId") != self.main_frame and self._allowed_frame(target):
+                if kind == "Document" and params.get("frameId") != self.main_frame and self._allowed_frame(target, frame_hosts):
                     continue
+                if kind == "Other" and target == urljoin(url, "/favicon.ico"):
+                    continue  # the browser's own, not caused by the page's content
                 findings["requests"].append(f"{kind} {target}")
         return findings
 
-    def _allowed_frame(self, target: str) -> bool:
+    @staticmethod
+    def _allowed_frame(target: str, frame_hosts: tuple[str, ...]) -> bool:
         """An embed the policy allows, judged on the URL as the browser parsed it."""
         parts = urlsplit(target)
         host = (parts.hostname or "").lower()
-        return parts.scheme == "https" and any(host == h or host.endswith("." + h) for h in self.frame_hosts)
+        return parts.scheme == "https" and any(host == h or host.endswith("." + h) for h in frame_hosts)
 
 
 def clean(findings: dict) -> bool:

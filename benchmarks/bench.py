@@ -1,0 +1,942 @@
+"""End-to-end benchmark of `feeds` on a synthetic mirror-shaped corpus.
+
+    .venv/bin/python benchmarks/bench.py --posts 1000 [--json out.json]
+        [--skip-serve] [--skip-naive] [--keep DIR] [--workers N] [--seed S]
+
+One run: generate N synthetic posts (seeded; not timed) → bleach alone →
+cold / no-change / one-post-changed `feeds build` (subprocesses, wall time
+and peak RSS of the process tree) → naive single-process script →
+`feeds serve` vs nginx under wrk. Prints one markdown table (PASS/MISS per
+target) and optionally the raw numbers as JSON. Always exits 0 unless the
+benchmark itself cannot run. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+VENV_BIN = Path(sys.executable).parent
+FEEDS = str(VENV_BIN / "feeds") if (VENV_BIN / "feeds").exists() else shutil.which("feeds") or "feeds"
+
+MB = 1024 * 1024
+
+# --------------------------------------------------------------------------
+# 1. synthetic corpus
+# --------------------------------------------------------------------------
+
+LATIN_SYLLABLES = "ka lo mi ra te su vin dor pel ax quo zen bri tal mor fen gus hal ot ri ne sa".split()
+
+
+class Synth:
+    """Deterministic random text: CJK characters from the unified block, made-up Latin words."""
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        # a fixed pool of CJK characters drawn at random from U+4E00..U+9FA5
+        self.cjk_pool = [chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(900)]
+        self.latin_pool = ["".join(rng.choice(LATIN_SYLLABLES) for _ in range(rng.randint(1, 3))) for _ in range(600)]
+
+    def cjk_word(self) -> str:
+        return "".join(self.rng.choice(self.cjk_pool) for _ in range(self.rng.randint(1, 4)))
+
+    def latin_word(self) -> str:
+        return self.rng.choice(self.latin_pool)
+
+    def sentence(self, cjk_share: float = 0.8) -> str:
+        rng = self.rng
+        words = []
+        for _ in range(rng.randint(6, 24)):
+            if rng.random() < cjk_share:
+                words.append(self.cjk_word())
+            else:
+                words.append((" " if words else "") + self.latin_word() + " ")
+        text = "".join(words).replace("  ", " ")
+        return text + rng.choice("。。。，！？") if cjk_share > 0.5 else text.strip().capitalize() + "."
+
+    def title(self) -> str:
+        rng = self.rng
+        t = "".join(self.cjk_word() for _ in range(rng.randint(3, 8)))
+        if rng.random() < 0.3:
+            t = f"{self.latin_word().capitalize()} {t}"
+        if rng.random() < 0.2:  # scrapers replaced : / ? " with _
+            t = t[: len(t) // 2] + "_" + t[len(t) // 2 :]
+        if rng.random() < 0.05:
+            t += rng.choice(["📈", "✌️", "©", "㎡", "&&", "..."])
+        return t
+
+
+def make_categories(synth: Synth, rng: random.Random):
+    """8 groups × 4 sources × 3 feeds: (group, source, feed, date_style) per leaf."""
+    leaves = []
+    used = set()
+
+    def unique(make):
+        while True:
+            name = make()
+            if name not in used:
+                used.add(name)
+                return name
+
+    for g in range(8):
+        group = unique(lambda: synth.cjk_word()[:2].ljust(2, synth.cjk_pool[0]))
+        for s in range(4):
+            kind = rng.random()
+            if kind < 0.5:
+                source = unique(lambda: synth.cjk_word() + synth.cjk_word())
+            elif kind < 0.85:
+                source = unique(lambda: f"{synth.latin_word().capitalize()} {synth.latin_word().capitalize()}")
+            else:
+                source = unique(lambda: f"{synth.cjk_word()} && {synth.cjk_word()}")
+            style = rng.choices(["rfc", "naive", "mixed", "invalid"], [0.6, 0.25, 0.1, 0.05])[0]
+            for f in range(3):
+                feed = unique(lambda: synth.cjk_word() if rng.random() < 0.7 else synth.latin_word().capitalize())
+                leaves.append((group, source, feed, style))
+    return leaves
+
+
+def leaf_sizes(n: int, count: int, rng: random.Random) -> list[int]:
+    """Zipf-skewed sizes, plus a fixed tail of small feeds (rarely updated sources)."""
+    tail = [2, 3, 5, 7] if n >= 200 else []
+    rest = n - sum(tail)
+    ranks = list(range(1, count - len(tail) + 1))
+    rng.shuffle(ranks)
+    weights = [1.0 / r for r in ranks]
+    total = sum(weights)
+    sizes = [max(1, int(rest * w / total)) for w in weights]
+    order = sorted(range(len(sizes)), key=lambda i: -weights[i])
+    i = 0
+    while sum(sizes) < rest:
+        sizes[order[i % len(order)]] += 1
+        i += 1
+    while sum(sizes) > rest and any(x > 1 for x in sizes):
+        j = order[i % len(order)]
+        if sizes[j] > 1:
+            sizes[j] -= 1
+        i += 1
+    return sizes + tail
+
+
+def img_url(rng: random.Random) -> str:
+    host = rng.choice(["img1.example-cdn.net", "pics.example.org", "static.example.com"])
+    ext = rng.choice([".jpg", ".png", ".webp", ".gif", ""])
+    suffix = rng.choice(["", "", "@s_2,w_820,h_410", "?imageView2/2/w/640", "!custom"])
+    return f"https://{host}/{rng.randint(2019, 2022)}/{rng.getrandbits(48):012x}{ext}{suffix}"
+
+
+QR_IMG = "https://qr.example-cdn.net/ad/qr-code-app.png"
+
+
+def ad_block(synth: Synth) -> str:
+    return (
+        "\n            <!-- " + synth.cjk_word() + " start -->\n"
+        "            <style>\n"
+        "            .appendQr_wrap&#123;border:1px solid #E6E6E6;padding:8px;&#125;\n"
+        "            .appendQr_normal&#123;float:left;&#125;\n"
+        "            .appendQr_normal img&#123;width:74px;&#125;\n"
+        "            .appendQr_normal_txt&#123;float:left;font-size:20px;line-height:74px;padding-left:20px;color:#333;&#125;\n"
+        "            </style>\n"
+        '            <div class="clearfix appendQr_wrap">\n'
+        f'                <div class="appendQr_normal"><img src="{QR_IMG}" referrerpolicy="no-referrer"></div>\n'
+        f'                <div class="appendQr_normal_txt">{synth.cjk_word()}{synth.cjk_word()}APP</div>\n'
+        "            </div>\n"
+        "            <!-- " + synth.cjk_word() + " end -->\n"
+    )
+
+
+def make_body(synth: Synth, rng: random.Random, target: int, title: str, sina_like: bool) -> tuple[str, list[str]]:
+    """HTML of about `target` UTF-8 bytes; returns (body, image urls in it)."""
+    parts: list[str] = []
+    images: list[str] = []
+    size = 0
+    if sina_like and rng.random() < 0.5:
+        parts.append(f'<p class="ori_titlesource">\u3000\u3000原标题：{title.replace("_", "“")}</p>\n')
+    blocks = ["p", "img", "lazy", "pre", "comment", "style", "h2", "ul", "quote", "table", "empty", "hidden"]
+    weights = [50, 10, 6, 5, 6, 3, 5, 5, 3, 2, 3, 2]
+    while size < target:
+        kind = rng.choices(blocks, weights)[0]
+        if kind == "p":
+            text = "".join(synth.sentence(0.85 if rng.random() < 0.8 else 0.1) for _ in range(rng.randint(1, 5)))
+            r = rng.random()
+            if r < 0.15:
+                text = f'{text[:20]}<font cms-style="font-L strong-Bold">{text[20:60]}</font>{text[60:]}'
+            elif r < 0.3:
+                text = f'{text}<a href="https://www.example.com/go?id={rng.randint(1, 99999)}&from=feed&ref=a">{synth.cjk_word()}</a>'
+            elif r < 0.35:
+                text = f"{text} a && b, Optional<Int> -> {synth.latin_word()}"
+            lead = "\u3000\u3000" if sina_like else ("\u00a0" if rng.random() < 0.05 else "")
+            block = f'<p cms-style="font-L">{lead}{text}</p>\n' if sina_like else f"<p>{lead}{text}</p>\n"
+        elif kind == "img":
+            url = img_url(rng)
+            images.append(url)
+            if rng.random() < 0.3:
+                block = f'<figure><img src="{url}" alt referrerpolicy="no-referrer"><figcaption>{synth.cjk_word()}</figcaption></figure>\n'
+            else:
+                block = f'<p><img src="{url}" referrerpolicy="no-referrer"></p>\n'
+        elif kind == "lazy":
+            url = img_url(rng)
+            images.append(url)
+            if rng.random() < 0.7:
+                block = f'<p><img class="lazy" data-original="{url}" src="https://static.example.com/loading.gif" referrerpolicy="no-referrer"></p>\n'
+            else:
+                proto_rel = url.replace("https:", "", 1)
+                block = f'<div class="image-view"><img data-original-src="{proto_rel}" data-original-width="610" referrerpolicy="no-referrer"></div>\n'
+        elif kind == "pre":
+            name = synth.latin_word()
+            lines = [f"function {name}(a, b) &#123;"]
+            for _ in range(rng.randint(2, 12)):
+                lines.append(f"  if (a < b && {synth.latin_word()}) &#123; return Map<String, Int>(); &#125; // {synth.cjk_word()}")
+            lines.append("&#125;")
+            block = '<pre><code class="language-js">' + "\n".join(lines) + "\n</code></pre>\n"
+        elif kind == "comment":
+            block = rng.choice([f"<!-- {synth.cjk_word()}{synth.cjk_word()} -->\n", "<!---->\n", f"\n<!-- {synth.cjk_word()} start -->\n\n"])
+        elif kind == "style":
+            block = f"<style>.c{rng.randint(1, 99)}&#123;color:#{rng.getrandbits(24):06x};margin:0 auto;&#125; p&#123;line-height:1.8;&#125;</style>\n"
+        elif kind == "h2":
+            block = f'<h2 label="{synth.cjk_word()}" style>{synth.cjk_word()}{synth.cjk_word()}</h2>\n'
+        elif kind == "ul":
+            block = "<ul>\n" + "".join(f"<li>{synth.sentence()}</li>\n" for _ in range(rng.randint(2, 6))) + "</ul>\n"
+        elif kind == "quote":
+            block = f"<blockquote><p>{synth.sentence()}</p></blockquote>\n"
+        elif kind == "table":
+            rows = "".join(f"<tr><td>{synth.cjk_word()}</td><td>{rng.randint(1, 9999)}</td></tr>" for _ in range(rng.randint(2, 6)))
+            block = f'<table><tbody>{rows}</tbody></table>\n'
+        elif kind == "empty":
+            block = rng.choice(["<p></p>\n", "<p><br></p>\n", "<p>\u00a0</p>\n"])
+        else:  # hidden
+            block = f'<a href="https://www.example.com/q/{rng.randint(1, 99999)}" hidden>{synth.cjk_word()}</a>\n'
+        if rng.random() < 0.03:
+            block = " " * rng.randint(20, 90) + block
+        parts.append(block)
+        size += len(block.encode())
+    if sina_like or rng.random() < 0.05:
+        parts.append(ad_block(synth))
+        parts.append(f'\n<p class="article-editor">{synth.cjk_word()}：{synth.cjk_word()} </p>\n')
+    return "".join(parts), images
+
+
+def yaml_quote(title: str) -> str:
+    if "'" in title:
+        return '"' + title.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "'" + title + "'"
+
+
+def generate(root: Path, n: int, seed: int) -> dict:
+    """Write N posts under root/posts and return facts about them (not timed)."""
+    rng = random.Random(seed)
+    synth = Synth(rng)
+    leaves = make_categories(synth, rng)
+    sizes = leaf_sizes(n, len(leaves), rng)
+    sina_sources = {leaves[i][1] for i in rng.sample(range(len(leaves)), 3)}
+    posts_dir = root / "posts"
+    start = datetime(2019, 1, 1, tzinfo=timezone.utc)
+    span = (datetime(2022, 10, 1, tzinfo=timezone.utc) - start).total_seconds()
+    old_cutoff = datetime(2021, 3, 1, tzinfo=timezone.utc)
+    facts = {"posts": 0, "body_bytes": 0, "file_bytes": 0, "layouts": {"current": 0, "older": 0},
+             "dates": {"rfc822": 0, "naive": 0, "invalid": 0}, "ad_blocks": 0, "leaves": len(leaves),
+             "leaf_sizes": sorted(sizes, reverse=True)}
+    files: list[Path] = []
+    index = 0
+    for (group, source, feed, style), count in zip(leaves, sizes):
+        folder = posts_dir / group / source / feed
+        folder.mkdir(parents=True, exist_ok=True)
+        midnight = rng.random() < 0.2
+        for _ in range(count):
+            index += 1
+            title = synth.title()
+            moment = start + timedelta(seconds=rng.random() * span)
+            if midnight:
+                moment = moment.replace(hour=0, minute=0, second=0)
+            older = moment < old_cutoff and rng.random() < 0.4
+            target = int(rng.triangular(2000, 12000, 4500))
+            sina = source in sina_sources
+            body, images = make_body(synth, rng, target, title, sina)
+            has_ad = "appendQr_wrap" in body
+            facts["ad_blocks"] += has_ad
+            date_style = style if style != "mixed" else rng.choice(["rfc", "naive"])
+            if style == "invalid" and rng.random() < 0.85:
+                date_style = "rfc"
+            if date_style == "invalid" or rng.random() < 0.003:
+                date = "Invalid Date"
+                facts["dates"]["invalid"] += 1
+            elif date_style == "naive":
+                date = moment.astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S")
+                facts["dates"]["naive"] += 1
+            else:
+                date = format_datetime(moment, usegmt=True)
+                facts["dates"]["rfc822"] += 1
+            if older:
+                facts["layouts"]["older"] += 1
+                thumb = f"'{images[0]}'" if images and rng.random() < 0.3 else "''"
+                head = (
+                    f"---\ntitle: {yaml_quote(title)}\ncategories: \n    - {group}\n    - {source}\n    - {feed}\n\n"
+                    f"author: {source}\ncomments: false\ndate: {date}\nthumbnail: {thumb}\n---\n"
+                )
+            else:
+                facts["layouts"]["current"] += 1
+                if has_ad and rng.random() < 0.5:
+                    img = QR_IMG
+                elif images and rng.random() < 0.7:
+                    img = images[0]
+                else:
+                    img = f"https://picsum.photos/400/300?random={rng.randint(1, 9999)}"
+                head = (
+                    f"---\ntitle: {yaml_quote(title)}\ncategories: \n - {group}\n - {source}\n - {feed}\n"
+                    f"headimg: '{img}'\nauthor: {source}\ncomments: false\ndate: {date}\nthumbnail: '{img}'\n---\n"
+                )
+            text = head + "\n<div>   \n" + body + "  \n</div>\n            "
+            stem = re.sub(r"[/\\\s]+", "-", title)[:40].strip("-.") or "post"
+            path = folder / f"{stem}-{index:05d}.md"
+            data = text.encode("utf-8")
+            path.write_bytes(data)
+            files.append(path)
+            facts["posts"] += 1
+            facts["body_bytes"] += len(body.encode())
+            facts["file_bytes"] += len(data)
+    facts["files"] = [str(p) for p in files]
+    return facts
+
+
+def write_config(root: Path, workers: int) -> Path:
+    cfg = root / "config.toml"
+    cfg.write_text(
+        f"""[site]
+title = "bench"
+url = "http://127.0.0.1:8000"
+description = "synthetic benchmark corpus"
+language = "zh-CN"
+timezone = "Asia/Shanghai"
+
+[source]
+dir = "posts"
+pattern = "**/*.md"
+
+[output]
+dir = "public"
+
+[build]
+cache_dir = ".feeds-cache"
+workers = {workers}
+
+[feeds]
+items = 50
+
+[sanitize]
+engine = "bleach"
+drop_selectors = [".appendQr_wrap"]
+
+[server]
+host = "127.0.0.1"
+workers = 1
+reload_seconds = 2
+""",
+        encoding="utf-8",
+    )
+    return cfg
+
+
+def split_body(text: str) -> str:
+    """The HTML after the front matter (the same text every tool sanitizes)."""
+    end = text.index("\n---\n", 4)
+    return text[end + 5 :]
+
+
+# --------------------------------------------------------------------------
+# process-tree memory
+# --------------------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                    out.extend(int(x) for x in fh.read().split())
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return out
+
+
+def descendants(pid: int) -> list[int]:
+    seen, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for c in _children(p):
+            if c not in seen:
+                seen.append(c)
+                todo.append(c)
+    return seen
+
+
+def _status_kb(pid: int) -> dict[str, int]:
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(("VmHWM:", "VmRSS:")):
+                    key, value = line.split(":", 1)
+                    out[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_rss_kb(pid: int) -> dict:
+    pids = [pid] + descendants(pid)
+    per = {p: _status_kb(p).get("VmRSS", 0) for p in pids}
+    return {"sum_kb": sum(per.values()), "per_process_kb": per, "pss_sum_kb": sum(_pss_kb(p) for p in pids)}
+
+
+class TreeSampler(threading.Thread):
+    """Polls a process and its descendants: per-process VmHWM, concurrent RSS and PSS sums."""
+
+    def __init__(self, pid: int, interval: float = 0.05):
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.hwm: dict[int, int] = {}
+        self.peak_rss_sum = 0
+        self.peak_pss_sum = 0
+        self._halt = threading.Event()
+        self.ticks = 0
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            pids = [self.pid] + descendants(self.pid)
+            rss_sum = 0
+            for p in pids:
+                st = _status_kb(p)
+                if st:
+                    self.hwm[p] = max(self.hwm.get(p, 0), st.get("VmHWM", 0))
+                    rss_sum += st.get("VmRSS", 0)
+            self.peak_rss_sum = max(self.peak_rss_sum, rss_sum)
+            if self.ticks % 4 == 0:  # PSS is dearer to read: every 4th tick
+                self.peak_pss_sum = max(self.peak_pss_sum, sum(_pss_kb(p) for p in pids))
+            self.ticks += 1
+            self._halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(2)
+
+
+STARTED: list[subprocess.Popen] = []  # every process we start, for the finally blocks
+
+
+def kill_tree(proc: subprocess.Popen, grace: float = 8.0, sig=signal.SIGTERM) -> None:
+    """Signal the process, wait, then SIGKILL it and every descendant still there, by PID."""
+    if proc.poll() is not None:
+        return
+    kids = descendants(proc.pid)
+    try:
+        proc.send_signal(sig)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    for pid in [proc.pid] + kids + descendants(proc.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+    # reap nothing else: grandchildren get reparented to init once killed
+
+
+def run_measured(cmd: list[str], cwd: Path, log: Path) -> dict:
+    """Run to completion; wall time, exit code, and memory of the whole process tree."""
+    with open(log.with_suffix(".out"), "wb") as out, open(log.with_suffix(".err"), "wb") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        STARTED.append(proc)
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            sampler.stop()
+            kill_tree(proc)
+            raise
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        sampler.stop()
+    hwm = dict(sampler.hwm)
+    main = hwm.pop(proc.pid, 0)
+    stdout = log.with_suffix(".out").read_text(errors="replace")
+    stderr = log.with_suffix(".err").read_text(errors="replace")
+    return {
+        "cmd": cmd,
+        "wall_s": round(wall, 3),
+        "rc": proc.returncode,
+        "cpu_user_s": round(usage.ru_utime, 2),
+        "cpu_sys_s": round(usage.ru_stime, 2),
+        "max_rss_single_process_mb": round(usage.ru_maxrss / 1024, 1),  # exact: wait4, largest process of the tree
+        "main_peak_rss_mb": round(max(main, 0) / 1024, 1),
+        "children_peak_rss_mb": [round(v / 1024, 1) for v in sorted(hwm.values(), reverse=True)],
+        "sum_of_process_peaks_mb": round((main + sum(hwm.values())) / 1024, 1),  # upper bound (shared pages counted per process)
+        "sampled_concurrent_rss_mb": round(sampler.peak_rss_sum / 1024, 1),
+        "sampled_concurrent_pss_mb": round(sampler.peak_pss_sum / 1024, 1),
+        "processes": 1 + len(hwm),
+        "stdout_tail": stdout[-2000:],
+        "stderr_lines": stderr.count("\n"),
+        "stderr_errors": [l for l in stderr.splitlines() if ": error:" in l][:20],
+        "stderr_other": [l for l in stderr.splitlines() if ": warning:" not in l and ": error:" not in l][:20],
+        "warnings": sum(1 for l in stderr.splitlines() if ": warning:" in l),
+    }
+
+
+# --------------------------------------------------------------------------
+# 2. bleach alone
+# --------------------------------------------------------------------------
+
+BLEACH_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "div", "em", "figcaption", "figure", "h1", "h2", "h3", "h4",
+    "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "span", "strong", "table", "tbody", "td", "th",
+    "thead", "tr", "u", "ul", "video", "source", "sub", "sup", "del", "ins", "dl", "dt", "dd", "s", "small",
+}
+BLEACH_ATTRS = {
+    "*": ["title", "lang", "dir"],
+    "a": ["href", "title", "rel"],
+    "img": ["src", "alt", "title", "width", "height", "referrerpolicy"],
+    "video": ["src", "poster", "controls", "width", "height"],
+    "source": ["src", "type"],
+    "td": ["colspan", "rowspan"],
+    "th": ["colspan", "rowspan", "scope"],
+    "code": ["class"],
+}
+
+
+def bleach_alone(bodies: list[str]) -> dict:
+    import bleach
+
+    cleaner = bleach.sanitizer.Cleaner(tags=BLEACH_TAGS, attributes=BLEACH_ATTRS, protocols={"http", "https", "mailto"}, strip=True, strip_comments=True)
+    cleaner.clean(bodies[0])  # warm
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = 0
+    for body in bodies:
+        out += len(cleaner.clean(body))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    size = sum(len(b.encode()) for b in bodies)
+    return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "bodies": len(bodies), "input_mb": round(size / MB, 2),
+            "output_mb": round(out / MB, 2), "mb_per_s": round(size / MB / wall, 2)}
+
+
+# --------------------------------------------------------------------------
+# 3. serving
+# --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url: str, headers: dict | None = None, timeout: float = 10) -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float, watch: tuple[Path, str, dict] | None = None) -> float:
+    """Poll until url answers; `watch` = (log file, marker, out): out['marker_s'] = when the marker first appeared."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if watch and "marker_s" not in watch[2]:
+            try:
+                if watch[1] in watch[0].read_text(errors="replace"):
+                    watch[2]["marker_s"] = round(time.perf_counter() - t0, 2)
+            except OSError:
+                pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before answering")
+        try:
+            status, _, _ = http_get(url, timeout=2)
+            if status < 500:
+                return time.perf_counter() - t0
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
+    return round(float(m.group(1)) * UNITS[m.group(2)], 3) if m else float("nan")
+
+
+def run_wrk(url: str, headers: list[str], duration: str = "10s") -> dict:
+    cmd = ["wrk", "-t2", "-c50", f"-d{duration}", "--latency"]
+    for h in headers:
+        cmd += ["-H", h]
+    cmd.append(url)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    STARTED.append(proc)
+    try:
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        kill_tree(proc, grace=1)
+    res = {"cmd": " ".join(cmd), "raw": out}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    res["rps"] = float(m.group(1)) if m else float("nan")
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", out, re.M)
+        res[f"p{pct}_ms"] = _ms(m.group(1)) if m else float("nan")
+    m = re.search(r"(\d+) requests in", out)
+    res["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    res["non_2xx_3xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: (.*)", out)
+    res["socket_errors"] = m.group(1).strip() if m else ""
+    return res
+
+
+def pick_feed(tree: Path) -> tuple[str, int]:
+    """A category feed of ~20-50 KB (closest to 35 KB) from the built tree: (site path, bytes)."""
+    candidates = []
+    for path in (tree / "categories").rglob("*"):
+        if path.is_file() and re.fullmatch(r"atom\.xml|rss\.xml|feed\.json", path.name):
+            size = path.stat().st_size
+            rank = (0 if path.name == "atom.xml" else 1, abs(size - 35_000))
+            in_range = 20_000 <= size <= 50_000
+            candidates.append((not in_range, rank, "/" + path.relative_to(tree).as_posix(), size))
+    if not candidates:
+        raise RuntimeError("no category feed in the built tree")
+    candidates.sort()
+    _, _, site_path, size = candidates[0]
+    return site_path, size
+
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+{user}
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    default_type application/octet-stream;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        charset utf-8;
+        etag on;
+        add_header Cache-Control "public, max-age=300" always;
+        add_header Vary "Accept-Encoding" always;
+        location ~ /atom(-\\d+)?\\.xml$ {{
+            types {{ }} default_type "application/atom+xml; charset=utf-8";
+            add_header Cache-Control "public, max-age=300" always;
+            add_header Vary "Accept-Encoding" always;
+            add_header Access-Control-Allow-Origin "*" always;
+        }}
+        location ~ /rss(-\\d+)?\\.xml$ {{
+            types {{ }} default_type "application/rss+xml; charset=utf-8";
+            add_header Cache-Control "public, max-age=300" always;
+            add_header Vary "Accept-Encoding" always;
+            add_header Access-Control-Allow-Origin "*" always;
+        }}
+        location ~ /feed(-\\d+)?\\.json$ {{
+            types {{ }} default_type "application/feed+json; charset=utf-8";
+            add_header Cache-Control "public, max-age=300" always;
+            add_header Vary "Accept-Encoding" always;
+            add_header Access-Control-Allow-Origin "*" always;
+        }}
+    }}
+}}
+"""
+
+
+def serve_bench(root: Path, cfg: Path, tree: Path, results: dict) -> None:
+    site_path, size = pick_feed(tree)
+    quoted = urllib.parse.quote(site_path)
+    file_bytes = (tree / site_path.lstrip("/")).read_bytes()
+    results["serve"] = serve = {"feed_path": site_path, "feed_bytes": size}
+    port = free_port()
+    log = root / "logs"
+    t0 = time.perf_counter()
+    with open(log / "serve.out", "wb") as out, open(log / "serve.err", "wb") as err:
+        proc = subprocess.Popen([FEEDS, "serve", "--config", str(cfg), "--port", str(port)], cwd=root, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+    STARTED.append(proc)
+    sampler = TreeSampler(proc.pid, interval=0.2)
+    sampler.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        marker: dict = {}
+        wait_http(base + "/", proc, timeout=1800, watch=(log / "serve.err", "serving ", marker))
+        serve["startup_s"] = round(time.perf_counter() - t0, 2)
+        # `feeds serve` prints "serving …" after its own check pass, before granian's worker builds the site
+        serve["startup_check_pass_s"] = marker.get("marker_s")
+        serve["startup_peak_sum_of_process_peaks_mb"] = round(sum(sampler.hwm.values()) / 1024, 1)
+        sampler.stop()
+        status, headers, body = http_get(base + quoted)
+        serve["feed_status"] = status
+        serve["same_bytes_as_built_file"] = body == file_bytes
+        etag = headers.get("ETag") or headers.get("etag")
+        serve["etag"] = etag
+        status304, _, _ = http_get(base + quoted, {"If-None-Match": etag or '"x"'})
+        serve["if_none_match_status"] = status304
+        serve["rss_before_wrk"] = _mb(tree_rss_kb(proc.pid))
+        run_wrk(base + quoted, [], "2s")  # warm-up, not recorded
+        serve["feeds_200"] = run_wrk(base + quoted, [])
+        serve["feeds_304"] = run_wrk(base + quoted, [f"If-None-Match: {etag}"])
+        serve["rss_after_wrk"] = _mb(tree_rss_kb(proc.pid))
+        serve["server_alive_after"] = proc.poll() is None
+    finally:
+        sampler.stop()
+        kill_tree(proc)
+        serve["serve_stderr_tail"] = (log / "serve.err").read_text(errors="replace")[-1500:]
+
+    # (c) nginx from the built tree
+    ntmp = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
+    os.chmod(ntmp, 0o755)
+    nport = free_port()
+    user = "user root root;" if os.geteuid() == 0 else ""
+    conf = ntmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(tmp=ntmp, port=nport, root=tree.resolve(), user=user))
+    nproc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(ntmp), "-e", str(ntmp / "error.log")], stdout=subprocess.DEVNULL, stderr=open(ntmp / "stderr.log", "wb"), stdin=subprocess.DEVNULL)
+    STARTED.append(nproc)
+    try:
+        nbase = f"http://127.0.0.1:{nport}"
+        wait_http(nbase + quoted, nproc, timeout=30)
+        status, _, nbody = http_get(nbase + quoted)
+        serve["nginx"] = {"worker_processes": 1, "status": status, "same_bytes": nbody == file_bytes}
+        run_wrk(nbase + quoted, [], "2s")
+        serve["nginx_200"] = run_wrk(nbase + quoted, [])
+        serve["nginx"]["rss_after_wrk"] = _mb(tree_rss_kb(nproc.pid))
+    finally:
+        kill_tree(nproc, grace=5, sig=signal.SIGQUIT)
+        shutil.rmtree(ntmp, ignore_errors=True)
+    a, c = serve["feeds_200"], serve["nginx_200"]
+    serve["ratio_rps_feeds_over_nginx"] = round(a["rps"] / c["rps"], 3) if c["rps"] else None
+    serve["ratio_p99_feeds_over_nginx"] = round(a["p99_ms"] / c["p99_ms"], 2) if c["p99_ms"] else None
+    serve["ratio_rps_304_over_nginx"] = round(serve["feeds_304"]["rps"] / c["rps"], 3) if c["rps"] else None
+
+
+def _mb(tree: dict) -> dict:
+    return {"rss_sum_mb": round(tree["sum_kb"] / 1024, 1), "pss_sum_mb": round(tree["pss_sum_kb"] / 1024, 1),
+            "per_process_mb": [round(v / 1024, 1) for v in tree["per_process_kb"].values()]}
+
+
+# --------------------------------------------------------------------------
+# 4. report
+# --------------------------------------------------------------------------
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "MISS")
+
+
+def report(res: dict) -> str:
+    n = res["params"]["posts"]
+    cores = res["params"]["cores"]
+    rows = ["| measurement | time / rate | p50 / p99 | RSS MB | target | result |", "|---|---|---|---|---|---|"]
+    g = res["corpus"]
+    rows.append(f"| corpus | {g['posts']} posts, {g['body_bytes'] / MB:.1f} MB bodies, {g['leaves']} leaf feeds (largest {g['leaf_sizes'][0]}, smallest {g['leaf_sizes'][-1]}) | | | info | |")
+    b = res["bleach"]
+    limit = res["cold_limit_s"]
+    rows.append(f"| bleach alone, 1 process, reused Cleaner | {b['wall_s']:.2f} s ({b['mb_per_s']:.2f} MB/s) | | | info | |")
+    rows.append(f"| implied cold limit = 1.25 × bleach ÷ {cores} cores | {limit:.2f} s | | | info | |")
+    t = res["targets"]
+    for key, label, target in (
+        ("cold", "cold build (empty cache, no output)", f"≤ {limit:.2f} s"),
+        ("nochange", "no-change rebuild", "< 1 s"),
+        ("onepost", "one-post-changed rebuild", "< 1.5 s"),
+    ):
+        r = res["builds"][key]
+        mem = (f"max proc {r['max_rss_single_process_mb']:.0f}; sum of peaks {r['sum_of_process_peaks_mb']:.0f}; "
+               f"concurrent {r['sampled_concurrent_rss_mb']:.0f} (PSS {r['sampled_concurrent_pss_mb']:.0f}); {r['processes']} procs")
+        rows.append(f"| {label} | {r['wall_s']:.2f} s (rc {r['rc']}, cpu {r['cpu_user_s'] + r['cpu_sys_s']:.1f} s) | | {mem} | {target} | {verdict(t[key])} |")
+    cold = res["builds"]["cold"]
+    note = "" if n == 10000 else f" (target is for 10k; N={n})"
+    rows.append(f"| cold build peak RSS, sum of per-process peaks | | | {cold['sum_of_process_peaks_mb']:.0f} | < 500 MB{note} | {verdict(t['rss'])} |")
+    if "naive" in res:
+        r = res["naive"]
+        rows.append(f"| naive script (frontmatter+bleach+feedgen, 1 proc, Atom per leaf) | {r['wall_s']:.2f} s (rc {r['rc']}); cold build ÷ naive = {cold['wall_s'] / r['wall_s']:.2f} | | max proc {r['max_rss_single_process_mb']:.0f} | info | |")
+    s = res.get("serve")
+    if s and "feeds_200" in s and "nginx_200" in s:
+        rows.append(f"| feeds serve start-up (until / answers; 'serving' line after {s.get('startup_check_pass_s')} s) | {s['startup_s']:.1f} s | | sum of peaks {s['startup_peak_sum_of_process_peaks_mb']:.0f} | info | |")
+        for key, label in (("feeds_200", f"(a) feeds serve 200 {s['feed_path']} ({s['feed_bytes'] / 1024:.0f} KB)"),
+                           ("feeds_304", "(b) feeds serve 304 (If-None-Match)"),
+                           ("nginx_200", "(c) nginx 200, same file, worker_processes 1")):
+            w = s[key]
+            bad = f", {w['non_2xx_3xx']} non-2xx/3xx" if w["non_2xx_3xx"] else ""
+            err = f", socket errors {w['socket_errors']}" if w["socket_errors"] else ""
+            rows.append(f"| {label} | {w['rps']:,.0f} req/s{bad}{err} | {w['p50_ms']:.2f} / {w['p99_ms']:.2f} ms | | info | |")
+        rows.append(f"| ratios feeds ÷ nginx | rps {s['ratio_rps_feeds_over_nginx']:.2f} (304: {s['ratio_rps_304_over_nginx']:.2f}) | p99 {s['ratio_p99_feeds_over_nginx']:.2f}× | | info | |")
+        ra = s["rss_after_wrk"]
+        rows.append(f"| feeds serve RSS after wrk (server + workers) | | | {ra['rss_sum_mb']:.0f} (PSS {ra['pss_sum_mb']:.0f}; per process {', '.join(f'{v:.0f}' for v in ra['per_process_mb'])}) | info | |")
+    elif s:
+        rows.append(f"| serve | failed: {s.get('error', '?')} | | | | |")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--posts", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=20211116)
+    ap.add_argument("--workers", type=int, default=0, help="[build] workers in the generated config (0 = one per core)")
+    ap.add_argument("--skip-serve", action="store_true")
+    ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--keep", metavar="DIR", help="generate into DIR and keep it (corpus, config, output, logs)")
+    ap.add_argument("--json", metavar="FILE", help="also write the raw numbers here")
+    args = ap.parse_args()
+
+    cores = os.cpu_count() or 1
+    if args.keep:
+        root = Path(args.keep).resolve()
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+    else:
+        root = Path(tempfile.mkdtemp(prefix="feeds-bench-"))
+    os.chmod(root, 0o755)  # nginx workers must read the tree
+    (root / "logs").mkdir()
+    res: dict = {"params": {"posts": args.posts, "seed": args.seed, "workers": args.workers, "cores": cores, "root": str(root),
+                            "feeds": FEEDS, "python": sys.version.split()[0]}}
+    try:
+        print(f"# generating {args.posts} posts into {root} (seed {args.seed}) ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        facts = generate(root, args.posts, args.seed)
+        files = [Path(p) for p in facts.pop("files")]
+        cfg = write_config(root, args.workers)
+        res["corpus"] = facts
+        res["generation_s"] = round(time.perf_counter() - t0, 2)
+        # posts written in the last 2 s are "racy" for feeds' stat index: let them age (not timed)
+        time.sleep(2.5)
+
+        print("# bleach alone ...", file=sys.stderr, flush=True)
+        bodies = [split_body(p.read_text(encoding="utf-8")) for p in files]
+        res["loadavg_before_bleach"] = os.getloadavg()
+        res["bleach"] = bleach_alone(bodies)
+        del bodies
+        res["cold_limit_s"] = round(1.25 * res["bleach"]["wall_s"] / cores, 3)
+
+        build_cmd = [FEEDS, "build", "--config", str(cfg)]
+        shutil.rmtree(root / ".feeds-cache", ignore_errors=True)
+        shutil.rmtree(root / ".public.builds", ignore_errors=True)
+        if (root / "public").is_symlink() or (root / "public").exists():
+            (root / "public").unlink()
+        builds = res["builds"] = {}
+        print("# cold build ...", file=sys.stderr, flush=True)
+        res["loadavg"] = {"before_cold": os.getloadavg()}
+        builds["cold"] = run_measured(build_cmd, root, root / "logs" / "cold")
+        print("# no-change rebuild ...", file=sys.stderr, flush=True)
+        builds["nochange"] = run_measured(build_cmd, root, root / "logs" / "nochange")
+        # edit one post of a mid-sized leaf (a new paragraph before the closing div)
+        victim = files[len(files) // 2]
+        text = victim.read_text(encoding="utf-8")
+        cut = text.rindex("  \n</div>")
+        victim.write_text(text[:cut] + "<p>bench edit: one changed paragraph</p>\n" + text[cut:], encoding="utf-8")
+        res["edited_post"] = str(victim.relative_to(root))
+        print("# one-post-changed rebuild ...", file=sys.stderr, flush=True)
+        builds["onepost"] = run_measured(build_cmd, root, root / "logs" / "onepost")
+        res["targets"] = {
+            "cold": builds["cold"]["rc"] in (0, 1) and builds["cold"]["wall_s"] <= res["cold_limit_s"],
+            "nochange": builds["nochange"]["wall_s"] < 1.0,
+            "onepost": builds["onepost"]["wall_s"] < 1.5,
+            "rss": builds["cold"]["sum_of_process_peaks_mb"] < 500,
+        }
+
+        if not args.skip_naive:
+            print("# naive script ...", file=sys.stderr, flush=True)
+            naive_out = root / "naive-out"
+            res["naive"] = run_measured([sys.executable, str(HERE / "naive.py"), str(root / "posts"), str(naive_out)], root, root / "logs" / "naive")
+
+        if not args.skip_serve:
+            print("# serving (feeds serve, then nginx) ...", file=sys.stderr, flush=True)
+            try:
+                serve_bench(root, cfg, (root / "public").resolve(), res)
+            except Exception as exc:  # report, do not judge
+                res.setdefault("serve", {})["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        for proc in STARTED:
+            kill_tree(proc, grace=2)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+    print()
+    for key in ("cold", "nochange", "onepost"):
+        r = res["builds"][key]
+        print(f"{key}: {r['stdout_tail'].strip().splitlines()[-1] if r['stdout_tail'].strip() else '(no summary)'}; "
+              f"{r['warnings']} warning lines, {len(r['stderr_errors'])} error lines shown")
+        for line in r["stderr_errors"][:5] + r["stderr_other"][:5]:
+            print(f"    {line}")
+    if "naive" in res:
+        print(f"naive: {res['naive']['stdout_tail'].strip()}")
+    s = res.get("serve", {})
+    if s:
+        print(f"serve: feed {s.get('feed_path')} status {s.get('feed_status')}, same bytes as built file: {s.get('same_bytes_as_built_file')}, "
+              f"If-None-Match → {s.get('if_none_match_status')}; nginx same bytes: {s.get('nginx', {}).get('same_bytes')}"
+              + (f"; ERROR {s['error']}" if "error" in s else ""))
+    print()
+    load = res.get("loadavg", {}).get("before_cold")
+    load_text = f", load average {load[0]:.1f} before the cold build" if load else ""
+    print(f"## feeds benchmark: N={args.posts}, {cores} cores, build workers={args.workers or 'auto'}, python {res['params']['python']}{load_text}")
+    print()
+    table = report(res)
+    res["table"] = table
+    print(table)
+    print()
+    print("RSS: 'max proc' = largest single process (exact, wait4 ru_maxrss); 'sum of peaks' = sum of every process's own peak "
+          "(VmHWM, polled every 50 ms; an upper bound: pages shared after fork are counted once per process) — the 500 MB target "
+          "is judged on this sum; 'concurrent' = highest sampled sum of simultaneous RSS (PSS = same, shared pages split).")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
+        print(f"raw numbers: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
