@@ -8,7 +8,12 @@ import unicodedata
 
 # Characters XML 1.0 forbids (C0 controls but TAB/LF/CR, surrogates, U+FFFE/F).
 _XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_TAG = re.compile(r"<[^>]*>")
+# Only real HTML element names count as tags in titles: `Optional<Int>` is text.
+_HTML_NAMES = (
+    "a|abbr|b|big|blockquote|br|center|cite|code|del|div|em|font|h[1-6]|hr|i|img|ins|kbd|mark|p|pre|q|s|"
+    "small|span|strike|strong|sub|sup|tt|u|wbr"
+)
+_TAG = re.compile(rf"<!--.*?-->|</?(?:{_HTML_NAMES})(?:\s[^<>]*)?/?>", re.I | re.S)
 _WHITESPACE = re.compile(r"\s+")
 # Characters that must never end a cut: joiners, variation selectors, marks.
 _NO_CUT_AFTER = re.compile("[\u200d\ufe00-\ufe0f\U000e0100-\U000e01ef]")

@@ -80,6 +80,14 @@ BODY_TAGS = {"default": _ALLOWLIST["tags"].split(), "iframes": _ALLOWLIST["tags"
 FRAME_HOSTS = {"default": (), "iframes": IFRAME_HOSTS}
 
 
+def strip_csp(page: bytes, where: str = "page") -> bytes:
+    """The page without the template's CSP meta tag (the one in <head>)."""
+    head, sep, rest = page.partition(b"</head>")
+    head, count = CSP_META.subn(b"", head)
+    assert sep and count == 1, f"{where}: expected exactly one CSP meta tag in <head>, found {count}"
+    return head + sep + rest
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
@@ -142,8 +150,7 @@ class Sites:
             name = by_page[page]
             body = snapshot.files[page].body
             self.published[name] = body
-            stripped, count = CSP_META.subn(b"", body)
-            assert count == 1, f"{page}: expected exactly one CSP meta tag to strip, found {count}"
+            stripped = strip_csp(body, page)
             nocsp_path = f"/nocsp/{policy}{page}"
             self.static.pages[nocsp_path] = (stripped, "text/html; charset=utf-8")
             self.jobs.append(("published", policy, name, server.url + page[: -len("index.html")]))
@@ -274,7 +281,7 @@ def test_probe_detects_navigation(sites, probe):
 def test_probe_detects_payload_in_feeds_page_without_csp(sites, probe):
     """The no-csp mode on a real feeds page would catch a sanitizer failure."""
     name = next(v["name"] for v in VECTORS if v.get("policy", "default") == "default")
-    page = _splice(CSP_META.sub(b"", sites.published[name]))
+    page = _splice(strip_csp(sites.published[name]))
     found = probe.load(_serve(sites, "/control/spliced-nocsp.html", page), allowed_tags=BODY_TAGS["default"])
     assert found["dialogs"] and found["scripts"], found
     assert any("onerror" in a for a in found["audit"]), found

@@ -26,6 +26,7 @@ import tomllib
 from pathlib import Path
 from typing import Callable
 
+import lxml.html
 import pytest
 from lxml import etree
 
@@ -150,7 +151,7 @@ GENERATORS: dict[str, Callable[[Path], str]] = {
     name[len("gen_") :]: func for name, func in globals().items() if name.startswith("gen_")
 }
 NEEDS = {"symlink_loop": "symlink", "symlink_broken": "symlink", "fifo": "mkfifo"}
-SLOW = {"deep_nesting_div"}  # kept out of the CLI runs: a minute today
+SLOW: set[str] = set()  # cases kept out of the CLI runs
 
 
 def build_case(name: str, posts: Path) -> str:
@@ -223,6 +224,20 @@ def check_outputs(resources) -> None:
                 pytest.fail(f"{site_path} is not valid JSON: {exc}")
         else:
             resource.body.decode("utf-8")
+
+
+def check_inert(html: str, where: str) -> None:
+    """No script element, event-handler attribute or javascript: URL."""
+    if not html.strip():
+        return
+    tree = lxml.html.fromstring(html) if html.lstrip().lower().startswith(("<!doctype", "<html")) else lxml.html.fragment_fromstring(html, create_parent="div")
+    for element in tree.iter():
+        if not isinstance(element.tag, str):
+            continue
+        assert element.tag.lower() not in ("script", "svg", "object", "embed"), f"{where}: <{element.tag}> survived"
+        for name, value in element.attrib.items():
+            assert not name.lower().startswith("on"), f"{where}: {name}={value!r} survived"
+            assert not re.sub(r"[\s\x00-\x1f]", "", value).lower().startswith("javascript:"), f"{where}: {name}={value!r}"
 
 
 def display_of(problem_path: str, root: Path) -> str:
@@ -330,6 +345,16 @@ def run_case(name: str, tmp_path: Path, monkeypatch) -> None:
             assert text in article.body, f"{text!r} not in body {article.body[:300]!r}"
         for text in expect.get("body_lacks", []):
             assert text not in article.body, f"{text!r} in body"
+        for text, count in expect.get("body_counts", {}).items():
+            assert article.body.count(text) == count, f"{text!r} occurs {article.body.count(text)} times, not {count}"
+        if expect.get("inert"):
+            check_inert(article.body, "body")
+            for site_path, resource in resources.items():
+                if site_path.endswith(".html"):
+                    check_inert(resource.body.decode("utf-8"), site_path)
+    if expect.get("no_problems"):
+        mine = [str(p) for p in problems if display_of(p.path, root) == subject]
+        assert not mine, f"expected no problems, got {mine}"
     for site_path in expect.get("feeds", []):
         assert site_path in resources, f"{site_path} not published; have {sorted(p for p in resources if p.count('/') > 1)[:40]}"
     assert f"/posts/{GOOD[:-3]}/index.html" in resources

@@ -113,6 +113,8 @@ CASES: dict[str, bytes | str] = {
         body="<p>x ]]> y</p><pre>]]></pre><![CDATA[ z ]]> w",
     ),
     "angle_brackets_title": fm('title: "1 < 2 > 0"', DATE),
+    # valid HTML: </p> and </li> may be omitted; 260 of them are siblings, not 260 levels
+    "omitted_end_tags": fm("title: Omitted end tags", DATE, body="<ul>" + "<li>i" * 260 + "</ul>" + "<p>p" * 260),
     "script_injection": fm(
         'title: "<script>alert(1)</script>Safe title"', DATE,
         body='<p onclick="x()">t</p><script>alert(2)</script><a href="javascript:alert(3)">j</a>'
