@@ -44,6 +44,10 @@ _TOP_KEY = re.compile(r"^([^\s#:'\"\-][^:]*?):(?:[ \t]|$)")
 _SCALAR_LINE = re.compile(r"^([A-Za-z_][\w-]*):[ \t]+(\S.*?)[ \t]*$")
 _QUOTE_RUNS = re.compile(r"^[\"'“”‘’]+|[\"'“”‘’]+$")
 # Only plain-text keys are repaired: a broken list or date is reported, not guessed.
+# C0 controls (but TAB, LF, CR), DEL and C1: YAML refuses them, and they are
+# never meant in metadata.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+MAX_META_NODES = 20000  # YAML aliases can make a few bytes into millions of nodes
 _REPAIRABLE_KEYS = frozenset({"title", "author", "description", "excerpt", "subtitle"})
 
 
@@ -127,21 +131,41 @@ def find_sources(source_dir: Path, pattern: str) -> tuple[list[tuple[Path, str]]
 
 
 def decode(raw: bytes, where: str) -> tuple[str | None, list[Problem]]:
-    """UTF-8 (with or without BOM); UTF-16 with a BOM is read with a warning."""
+    """UTF-8 (with or without BOM); UTF-16/32 are read with a warning."""
+    boms = (
+        (b"\xff\xfe\x00\x00", "utf-32"),
+        (b"\x00\x00\xfe\xff", "utf-32"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+    )
+    for bom, codec in boms:
+        if raw.startswith(bom):
+            try:
+                text = raw.decode(codec)
+            except UnicodeDecodeError:
+                return None, [Problem(where, None, ERROR, f"file starts with a {codec.upper()} byte-order mark but is not valid {codec.upper()}")]
+            return text.lstrip("\ufeff"), [Problem(where, None, WARNING, f"file is {codec.upper()}; read it, but save posts as UTF-8")]
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
-    elif raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return raw.decode("utf-16"), [Problem(where, None, WARNING, "file is UTF-16; read it, but save posts as UTF-8")]
-        except UnicodeDecodeError:
-            return None, [Problem(where, None, ERROR, "file has a UTF-16 byte-order mark but is not valid UTF-16")]
+    if b"\x00" in raw[:4096]:
+        # UTF-16 without a BOM: ASCII characters leave a NUL in every other byte
+        head = raw[:4096]
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        codec = "utf-16-le" if odd > even else "utf-16-be"
+        if max(even, odd) * 4 >= len(head) // 2:
+            try:
+                text = raw.decode(codec)
+            except UnicodeDecodeError:
+                text = None
+            if text is not None:
+                return text.lstrip("\ufeff"), [Problem(where, None, WARNING, f"file is {codec.upper()} without a byte-order mark; read it, but save posts as UTF-8")]
     try:
-        return raw.decode("utf-8"), []
+        return raw.decode("utf-8").lstrip("\ufeff"), []
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         bad = raw[exc.start : exc.start + 1].hex()
-        hint = " (GBK/GB18030?)" if _looks_gb(raw) else ""
+        hint = " (GBK/GB18030?)" if b"\x00" not in raw and _looks_gb(raw) else ""
         return None, [
             Problem(where, line, ERROR, f"not UTF-8{hint}: byte 0x{bad} at column {column}; save the file as UTF-8")
         ]
@@ -218,7 +242,13 @@ def split_post(text: str, where: str) -> tuple[dict | None, str, int, dict[str, 
     close = next((i for i in range(start + 1, len(lines)) if _FENCE.match(lines[i])), None)
     if close is None:
         return None, "", 1, {}, [Problem(where, start + 1, ERROR, f"front matter opened with '---' on line {start + 1} is never closed")]
-    fm = "\n".join(lines[start + 1 : close])
+    fm_lines = lines[start + 1 : close]
+    for offset, line in enumerate(fm_lines):
+        if _CONTROL.search(line):
+            found = sorted({f"U+{ord(ch):04X}" for ch in _CONTROL.findall(line)})
+            problems.append(Problem(where, start + 2 + offset, WARNING, f"control character {', '.join(found)} in the front matter: removed"))
+            fm_lines[offset] = _CONTROL.sub("", line)
+    fm = "\n".join(fm_lines)
     body = "\n".join(lines[close + 1 :])
     body_line = close + 2
     first_line = start + 2
@@ -242,6 +272,11 @@ def split_post(text: str, where: str) -> tuple[dict | None, str, int, dict[str, 
             )
     if meta is None:
         meta = {}
+    if _too_big(meta):
+        return None, body, body_line, key_lines, [
+            *problems,
+            Problem(where, first_line, ERROR, f"front matter expands to more than {MAX_META_NODES} values (YAML aliases?): not read"),
+        ]
     if not isinstance(meta, dict):
         kind = type(meta).__name__
         return None, body, body_line, key_lines, [
@@ -250,6 +285,25 @@ def split_post(text: str, where: str) -> tuple[dict | None, str, int, dict[str, 
         ]
     meta = {str(k): v for k, v in meta.items()}
     return meta, body, body_line, key_lines, problems
+
+
+def _too_big(value) -> bool:
+    """Count values the way code that walks them would, and stop early."""
+    budget = MAX_META_NODES
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        budget -= 1
+        if budget < 0:
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            pending.extend(item)
+        elif isinstance(item, str) and len(item) > 1_000_000:
+            return True
+    return False
 
 
 def read_post(path: Path, rel: str, display: str | None = None) -> tuple[Post | None, list[Problem]]:

@@ -21,8 +21,16 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = self.path if self.line is None else f"{self.path}:{self.line}"
-        return f"{where}: {self.severity}: {self.message}"
+        path = printable(self.path)
+        where = path if self.line is None else f"{path}:{self.line}"
+        return f"{where}: {self.severity}: {printable(self.message)}"
+
+
+def printable(text: str) -> str:
+    """One line, whatever the file name: controls escaped, undecodable bytes as \\xNN."""
+    # undecodable file-name bytes arrive as surrogates: show them as \xNN
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
 
 
 @dataclass(frozen=True)

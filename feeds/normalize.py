@@ -26,6 +26,8 @@ from .text import collapse, plain_text, truncate, xml_safe
 # honest value that no rebuild, clone or clock can change.
 UNDATED = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
+MIN_YEAR, MAX_YEAR = 1000, 9000
+MAX_CATEGORY_DEPTH = 12  # deeper paths would outgrow file-system path limits
 IMAGE_KEYS = ("headimg", "thumbnail", "cover", "image", "banner")
 ID_KEYS = ("id", "guid", "abbrlink")
 LINK_KEYS = ("link", "url", "source_url", "original")
@@ -86,9 +88,26 @@ class _Reporter:
 
 
 def _type_name(value: Any) -> str:
-    return {list: "a list", dict: "a mapping", bool: "a boolean", int: "a number", float: "a number"}.get(
-        type(value), type(value).__name__
-    )
+    return {
+        list: "a list",
+        dict: "a mapping",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "text",
+        bytes: "binary data",
+        set: "a set",
+        type(None): "empty",
+    }.get(type(value), f"a {type(value).__name__}")
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """A value quoted for a message: one line, never longer than `limit`."""
+    text = value if isinstance(value, str) else _type_name(value)
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return repr(text) if isinstance(value, str) else text
 
 
 # ---------------------------------------------------------------- dates
@@ -112,6 +131,8 @@ def parse_date(value: Any, tz: ZoneInfo) -> datetime | None:
             return None
     else:
         return None
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        return None  # beyond what time zones and feed readers handle
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=tz)
     try:
@@ -153,7 +174,9 @@ def _date_field(report: _Reporter, key: str, tz: ZoneInfo) -> tuple[datetime | N
         return None, f"{key} is {_type_name(value)}, not a date"
     parsed = parse_date(value, tz)
     if parsed is None:
-        return None, f"{key} {value.strip()!r} is not a date I can read"
+        if value.strip() and _parse_date_text(value.strip()) is not None:
+            return None, f"{key} {_show(value.strip())} is out of range (years {MIN_YEAR}–{MAX_YEAR})"
+        return None, f"{key} {_show(value.strip())} is not a date I can read"
     return parsed, None
 
 
@@ -176,7 +199,8 @@ def _text_field(report: _Reporter, key: str) -> str | None:
 
 
 def category_name(value: Any) -> str | None:
-    if value is None or isinstance(value, (list, dict)):
+    """A name from a text or number; None for anything else (the caller reports it)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         return None
     name = plain_text(str(value))
     # RSSHub titles such as "1X — Photos" leave "— Photos" as a feed name
@@ -195,7 +219,12 @@ def parse_categories(report: _Reporter, default: str) -> tuple[tuple[str, ...], 
         return ((default,),)
     if not isinstance(value, list):
         name = category_name(value)
+        if name is None:
+            report.warn(key, f"categories is {_type_name(value)}; expected a name or a list: using the default category")
         return ((name,),) if name else ((default,),)
+    unusable = [x for x in _flatten(value) if x is not None and category_name(x) is None and not (isinstance(x, str))]
+    if unusable:
+        report.warn(key, f"categories has {_type_name(unusable[0])} where a name belongs: skipped")
     hierarchies: list[tuple[str, ...]]
     has_lists = any(isinstance(item, list) for item in value)
     has_names = any(not isinstance(item, list) for item in value)
@@ -219,11 +248,24 @@ def parse_categories(report: _Reporter, default: str) -> tuple[tuple[str, ...], 
                 hierarchies.append(tuple(names))
     else:
         names = [n for n in (category_name(x) for x in value) if n]
-        if len(names) != len(value):
+        if len(names) != len(value) and not unusable:
             report.warn(key, "categories has empty items: skipped")
         hierarchies = [tuple(names)] if names else []
+    if any(len(h) > MAX_CATEGORY_DEPTH for h in hierarchies):
+        report.warn(key, f"categories nests more than {MAX_CATEGORY_DEPTH} levels: the deeper levels are ignored")
+        hierarchies = [h[:MAX_CATEGORY_DEPTH] for h in hierarchies]
     unique = tuple(dict.fromkeys(h for h in hierarchies if h))
     return unique or ((default,),)
+
+
+def _flatten(value) -> list:
+    out = []
+    for item in value:
+        if isinstance(item, list):
+            out.extend(x for x in item if not isinstance(x, list))
+        else:
+            out.append(item)
+    return out
 
 
 def parse_tags(report: _Reporter) -> tuple[str, ...]:
@@ -240,11 +282,15 @@ def parse_tags(report: _Reporter) -> tuple[str, ...]:
             name = category_name(item)
             if name:
                 names.append(name)
+            elif item is not None and not isinstance(item, str):
+                report.warn(key, f"tags has {_type_name(item)} where a name belongs: skipped")
         return tuple(dict.fromkeys(names))
     if isinstance(value, dict):
         report.warn(key, "tags is a mapping; expected a list of names: ignored")
         return ()
     name = category_name(value)
+    if name is None and not isinstance(value, str):
+        report.warn(key, f"tags is {_type_name(value)}; expected a list of names: ignored")
     return (name,) if name else ()
 
 
@@ -316,6 +362,8 @@ def post_id(report: _Reporter) -> str:
             text = xml_safe(str(value)).strip()
             if text:
                 return unicodedata.normalize("NFC", text)
+            report.warn(key, f"{key} is empty: the file path is used as the id")
+            continue
         report.warn(key, f"{key} is {_type_name(value)}, expected text: the file path is used as the id")
     rel = PurePosixPath(report.post.rel)
     return unicodedata.normalize("NFC", xml_safe(str(rel.with_suffix("")) if rel.suffix else str(rel)))
@@ -366,7 +414,7 @@ def normalize_meta(post: Post, settings: Settings, display: str) -> tuple[Meta, 
         if key in meta:
             value = _is_truthy(meta[key])
             if value is None:
-                report.warn(key, f"{key} is {meta[key]!r}; expected true or false: ignored")
+                report.warn(key, f"{key} is {_show(meta[key])}; expected true or false: ignored")
             elif value == skip_when:
                 draft = True
 

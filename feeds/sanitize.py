@@ -223,6 +223,9 @@ class CleanBody:
 MAX_DEPTH = 200  # deeper nesting is flattened: real articles stay far below
 _TAG_SCAN = re.compile(r"<(/?)([a-zA-Z][^\s/>]*)[^>]*?(/?)>")
 _VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
+# End tags HTML lets authors omit: a new <li> or <p> closes the open one,
+# so these never nest on their own and do not count as depth.
+_OPTIONAL_END = frozenset("p li dt dd tr td th thead tbody tfoot option optgroup rt rp colgroup caption".split())
 
 
 def limit_depth(body: str, limit: int = MAX_DEPTH) -> tuple[str, int]:
@@ -238,7 +241,7 @@ def limit_depth(body: str, limit: int = MAX_DEPTH) -> tuple[str, int]:
     cuts: list[tuple[int, int]] = []
     for match in _TAG_SCAN.finditer(body):
         closing, name, self_closing = match.group(1), match.group(2).lower(), match.group(3)
-        if name in _VOID or self_closing:
+        if name in _VOID or name in _OPTIONAL_END or self_closing:
             continue
         if closing:
             if depth > limit:

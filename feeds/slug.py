@@ -8,6 +8,7 @@ path before looking up a file) serves the built tree at the same URLs.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from urllib.parse import quote
@@ -67,7 +68,22 @@ def safe_path_segment(segment: str) -> str:
     return cleaned
 
 
+MAX_POST_PATH_BYTES = 600
+
+
 def post_path(post_id: str) -> str:
-    """/posts/<id>/ with each '/'-separated part of the id made safe."""
+    """/posts/<id>/ with each '/'-separated part of the id made safe.
+
+    An id too long for a file system path (PATH_MAX, 255-byte names) gets a
+    shortened path ending in a digest of the whole id: still unique and
+    stable, and the id itself (in feeds) is untouched.
+    """
     parts = [safe_path_segment(p) for p in post_id.split("/")]
-    return "/posts/" + "/".join(parts) + "/"
+    path = "/posts/" + "/".join(parts) + "/"
+    if len(path.encode("utf-8")) <= MAX_POST_PATH_BYTES:
+        return path
+    digest = hashlib.blake2b(post_id.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+    head = "-".join(parts)
+    while len(head.encode("utf-8")) > 120:
+        head = head[:-1]
+    return f"/posts/{head.strip('-')}-{digest}/"

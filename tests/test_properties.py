@@ -209,7 +209,6 @@ def test_pre_keeps_tabs_and_newlines(code):
     assert f"<pre>{escaped}</pre>" in article.body
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason="BUG: a date near 9999-12-31 crashes rendering (OverflowError in format_date); see tests/hostile date_max_utc")
 @SETTINGS
 @example(when=datetime(9999, 12, 31, 23, 0, tzinfo=timezone.utc))
 @given(when=st.datetimes(timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))])))

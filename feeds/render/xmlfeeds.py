@@ -10,6 +10,7 @@ prefix a fragment uses is declared on the document's root.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,7 +58,8 @@ def _add_entry(fg: FeedGenerator, article: Article, fmt: str) -> None:
         fe.guid(uid, permalink=False)
         if article.author:
             fe.dc.dc_creator(article.author)
-        fe.description(article.summary or article.title)
+        # RSS <description> is HTML: the plain-text summary is escaped once more
+        fe.description(html.escape(article.summary or article.title, quote=False))
         if article.body:
             fe.content(article.body, type="html")
         for name in rss_category_names(article):

@@ -209,11 +209,14 @@ class XssProbe:
     * ``dialogs``: Page.javascriptDialogOpening (the dialog is dismissed);
     * ``scripts``: Debugger.scriptParsed for any script that is not ours —
       inline <script>, event-handler attributes, javascript: URLs and eval all
-      compile a script, so this sees execution even when alert is not called;
+      compile a script, so this sees execution even when alert is not called
+      (Chromium's own chrome-error:// pages, shown for an embed whose host
+      does not resolve here, are not the page's and are ignored);
     * ``calls``: what the in-page probe (probe.js, injected with
       Page.addScriptToEvaluateOnNewDocument before any page script) saw:
-      calls of alert/confirm/prompt/print/eval/Function/string timers,
-      document.write, and CSP violation events;
+      calls of alert/confirm/prompt/print/eval/Function/open/fetch, string
+      timers, document.write, and CSP violation events; a page where the
+      probe is missing is reported too;
     * ``requests``: Network.requestWillBeSent other than the page itself,
       images, <video>/<audio> media (allowed content, see the test), frames
       to the allowed embed hosts, and the browser's own /favicon.ico;
