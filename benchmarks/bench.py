@@ -354,6 +354,33 @@ reload_seconds = 2
     return cfg
 
 
+def package_fingerprint() -> str:
+    """Digest of the installed feeds package's *.py files: feeds keys its cache on its own source,
+    so an edit by someone else during the run invalidates the cache between builds."""
+    import hashlib
+    import importlib.util
+
+    spec = importlib.util.find_spec("feeds")
+    digest = hashlib.blake2b(digest_size=8)
+    if spec and spec.origin:
+        package = Path(spec.origin).parent
+        for file in sorted(package.rglob("*.py")):
+            digest.update(file.relative_to(package).as_posix().encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+SUMMARY = re.compile(r"published (\d+) of (\d+) posts .*?(\d+) processed, (\d+) from cache\).*?(\d+) files \((\d+) written, (\d+) unchanged\).*?; ([\d.]+)s")
+
+
+def parse_summary(stdout: str) -> dict:
+    m = SUMMARY.search(stdout)
+    if not m:
+        return {}
+    keys = ("published", "files_in", "processed", "from_cache", "out_files", "written", "unchanged", "self_reported_s")
+    return {k: (float(v) if k == "self_reported_s" else int(v)) for k, v in zip(keys, m.groups())}
+
+
 def split_body(text: str) -> str:
     """The HTML after the front matter (the same text every tool sanitizes)."""
     end = text.index("\n---\n", 4)
@@ -519,6 +546,7 @@ def run_measured(cmd: list[str], cwd: Path, log: Path) -> dict:
         "stderr_errors": [l for l in stderr.splitlines() if ": error:" in l][:20],
         "stderr_other": [l for l in stderr.splitlines() if ": warning:" not in l and ": error:" not in l][:20],
         "warnings": sum(1 for l in stderr.splitlines() if ": warning:" in l),
+        "summary": parse_summary(stdout),
     }
 
 
@@ -786,7 +814,7 @@ def report(res: dict) -> str:
     rows.append(f"| corpus | {g['posts']} posts, {g['body_bytes'] / MB:.1f} MB bodies, {g['leaves']} leaf feeds (largest {g['leaf_sizes'][0]}, smallest {g['leaf_sizes'][-1]}) | | | info | |")
     b = res["bleach"]
     limit = res["cold_limit_s"]
-    rows.append(f"| bleach alone, 1 process, reused Cleaner | {b['wall_s']:.2f} s ({b['mb_per_s']:.2f} MB/s) | | | info | |")
+    rows.append(f"| bleach alone, 1 process, reused Cleaner | {b['wall_s']:.2f} s (cpu {b['cpu_s']:.1f} s; {b['mb_per_s']:.2f} MB/s) | | | info | |")
     rows.append(f"| implied cold limit = 1.25 × bleach ÷ {cores} cores | {limit:.2f} s | | | info | |")
     t = res["targets"]
     for key, label, target in (
@@ -797,7 +825,11 @@ def report(res: dict) -> str:
         r = res["builds"][key]
         mem = (f"max proc {r['max_rss_single_process_mb']:.0f}; sum of peaks {r['sum_of_process_peaks_mb']:.0f}; "
                f"concurrent {r['sampled_concurrent_rss_mb']:.0f} (PSS {r['sampled_concurrent_pss_mb']:.0f}); {r['processes']} procs")
-        rows.append(f"| {label} | {r['wall_s']:.2f} s (rc {r['rc']}, cpu {r['cpu_user_s'] + r['cpu_sys_s']:.1f} s) | | {mem} | {target} | {verdict(t[key])} |")
+        sm = r.get("summary") or {}
+        work = f"; {sm['processed']} processed, {sm['written']} files written" if sm else "; no summary line"
+        rows.append(f"| {label} | {r['wall_s']:.2f} s (rc {r['rc']}, cpu {r['cpu_user_s'] + r['cpu_sys_s']:.1f} s{work}) | | {mem} | {target} | {verdict(t[key])} |")
+    if res.get("package_changed_during_builds"):
+        rows.append("| WARNING | the feeds package's source changed between builds (cache keyed on it was invalidated): rebuild numbers are not valid | | | | |")
     cold = res["builds"]["cold"]
     note = "" if n == 10000 else f" (target is for 10k; N={n})"
     rows.append(f"| cold build peak RSS, sum of per-process peaks | | | {cold['sum_of_process_peaks_mb']:.0f} | < 500 MB{note} | {verdict(t['rss'])} |")
@@ -871,9 +903,13 @@ def main() -> int:
         builds = res["builds"] = {}
         print("# cold build ...", file=sys.stderr, flush=True)
         res["loadavg"] = {"before_cold": os.getloadavg()}
+        fingerprints = res["package_fingerprints"] = [package_fingerprint()]
         builds["cold"] = run_measured(build_cmd, root, root / "logs" / "cold")
+        fingerprints.append(package_fingerprint())
         print("# no-change rebuild ...", file=sys.stderr, flush=True)
+        res["loadavg"]["before_nochange"] = os.getloadavg()
         builds["nochange"] = run_measured(build_cmd, root, root / "logs" / "nochange")
+        fingerprints.append(package_fingerprint())
         # edit one post of a mid-sized leaf (a new paragraph before the closing div)
         victim = files[len(files) // 2]
         text = victim.read_text(encoding="utf-8")
@@ -881,7 +917,10 @@ def main() -> int:
         victim.write_text(text[:cut] + "<p>bench edit: one changed paragraph</p>\n" + text[cut:], encoding="utf-8")
         res["edited_post"] = str(victim.relative_to(root))
         print("# one-post-changed rebuild ...", file=sys.stderr, flush=True)
+        res["loadavg"]["before_onepost"] = os.getloadavg()
         builds["onepost"] = run_measured(build_cmd, root, root / "logs" / "onepost")
+        fingerprints.append(package_fingerprint())
+        res["package_changed_during_builds"] = len(set(fingerprints)) > 1
         res["targets"] = {
             "cold": builds["cold"]["rc"] in (0, 1) and builds["cold"]["wall_s"] <= res["cold_limit_s"],
             "nochange": builds["nochange"]["wall_s"] < 1.0,
