@@ -1,0 +1,155 @@
+"""Faults: killed builds, damaged caches, and a cache that must never be stale."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from feeds.build import build_in_memory, render_resources, run_pipeline, write_tree
+
+from conftest import make_config, post_text, write_post
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def write_config(tmp: Path, source: Path) -> Path:
+    config = tmp / "config.toml"
+    config.write_text(
+        f'[site]\ntitle = "T"\nurl = "http://127.0.0.1:8000"\n[source]\ndir = "{source}"\n'
+        f'[output]\ndir = "{tmp / "public"}"\n[build]\ncache_dir = "{tmp / "cache"}"\nworkers = 2\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+def many_posts(source: Path, count: int, seed: int = 0) -> None:
+    rng = random.Random(seed)
+    for i in range(count):
+        group = rng.choice(["金融", "编程", "图片"])
+        body = "".join(f"<p>段落 {i}-{j} " + "内容" * rng.randint(20, 200) + "</p>" for j in range(rng.randint(2, 8)))
+        write_post(source, f"{group}/{i:04d}.md", post_text(title=f"post {i}", categories=(group, f"源{i % 4}", f"频道{i % 3}"), date=f"2021-{1 + i % 12:02d}-{1 + i % 28:02d} 10:00:00", body=body))
+
+
+def test_sigkill_at_any_point_leaves_the_previous_output_complete(tmp_path):
+    source = tmp_path / "posts"
+    many_posts(source, 300)
+    config = write_config(tmp_path, source)
+    cmd = [sys.executable, "-m", "feeds", "build", "--config", str(config), "--no-cache"]
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    before = tree(tmp_path / "public")
+    # change every post so that a new build has to write everything
+    many_posts(source, 300, seed=1)
+    kills = 0
+    for delay in (0.05, 0.2, 0.4, 0.6, 0.9, 1.2, 1.6, 2.2):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        after = tree(tmp_path / "public")
+        if proc.returncode == -signal.SIGKILL:
+            assert after == before, f"killed after {delay}s: output changed"
+        else:
+            before = after  # the build finished before the kill: the new tree is complete
+    assert kills >= 3
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    builds = [p for p in (tmp_path / ".public.builds").iterdir() if p.is_dir()]
+    assert len(builds) <= 2  # killed builds' leftovers are pruned by the next build
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage", b"\x80\x04\x95" + b"\x00" * 20, "truncate"])
+def test_damaged_cache_is_detected_and_rebuilt(tmp_path, damage):
+    source = tmp_path / "posts"
+    many_posts(source, 12)
+    config = make_config(source, tmp_path)
+    state = run_pipeline(config)
+    write_tree(config.output.dir, render_resources(config, state))
+    (cache_file,) = list((tmp_path / "cache").glob("outcomes-*.pickle"))
+    if damage == "truncate":
+        cache_file.write_bytes(cache_file.read_bytes()[: cache_file.stat().st_size // 2])
+    else:
+        cache_file.write_bytes(damage)
+    again = run_pipeline(config)
+    assert any("cache" in p.message and p.severity == "warning" for p in again.problems)
+    assert again.load.processed == 12
+    _, cold = build_in_memory(config)
+    assert {p: r.body for p, r in render_resources(config, again)} == {p: r.body for p, r in cold.items()}
+
+
+def test_cache_from_other_settings_is_not_used(tmp_path):
+    source = tmp_path / "posts"
+    many_posts(source, 5)
+    run_pipeline(make_config(source, tmp_path))
+    other = make_config(source, tmp_path, feeds={"summary_chars": 20})
+    state = run_pipeline(other)
+    assert state.load.processed == 5
+    assert all(len(a.summary) <= 20 for a in state.catalog.articles)
+
+
+def test_cache_with_wrong_entries_is_rebuilt(tmp_path):
+    source = tmp_path / "posts"
+    many_posts(source, 5)
+    config = make_config(source, tmp_path)
+    run_pipeline(config)
+    (cache_file,) = list((tmp_path / "cache").glob("outcomes-*.pickle"))
+    data = pickle.loads(cache_file.read_bytes())
+    data["fingerprint"] = "someone else's"
+    cache_file.write_bytes(pickle.dumps(data))
+    state = run_pipeline(config)
+    assert state.load.processed == 5
+
+
+def test_cache_is_never_stale(tmp_path):
+    """Edit, rename, delete, touch and restore posts between builds: always equal to a cold build."""
+    source = tmp_path / "posts"
+    many_posts(source, 30)
+    config = make_config(source, tmp_path, build={"workers": 1})
+    rng = random.Random(7)
+
+    def check():
+        state = run_pipeline(config)
+        warm = {p: r.body for p, r in render_resources(config, state)}
+        _, cold = build_in_memory(config)  # no cache at all
+        assert warm == {p: r.body for p, r in cold.items()}
+        return state
+
+    check()
+    files = sorted(source.rglob("*.md"))
+    for step in range(12):
+        victim = rng.choice(files)
+        action = step % 6
+        if action == 0:  # edit, same size, mtime restored
+            stat = victim.stat()
+            text = victim.read_text(encoding="utf-8")
+            victim.write_text(text.replace("内容", "内文", 1), encoding="utf-8")
+            os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        elif action == 1:  # rename
+            target = victim.with_name("renamed-" + victim.name)
+            victim.rename(target)
+            files[files.index(victim)] = target
+        elif action == 2:  # delete
+            victim.unlink()
+            files.remove(victim)
+        elif action == 3:  # touch only
+            os.utime(victim)
+        elif action == 4:  # new post
+            new = source / "新" / f"n{step}.md"
+            write_post(source, f"新/n{step}.md", post_text(title=f"new {step}", categories=("新", "源", "道")))
+            files.append(new)
+        else:  # swap the contents of two posts
+            other = rng.choice([f for f in files if f != victim])
+            a, b = victim.read_bytes(), other.read_bytes()
+            victim.write_bytes(b)
+            other.write_bytes(a)
+        check()
