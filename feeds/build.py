@@ -25,7 +25,7 @@ from .catalog import Catalog, build_catalog
 from .config import Config
 from .model import ERROR, Problem
 from .pipeline import Cache, LoadResult, load_articles
-from .render.site import Resource, render_site
+from .render.site import Pending, Resource, SiteRenderer
 
 MANIFEST_SUFFIX = ".manifest.json"
 GZIP_KINDS = ("atom", "rss", "json", "html", "opml", "xsl")
@@ -62,8 +62,13 @@ def run_pipeline(config: Config, *, use_cache: bool = True, progress: Callable[[
     return SiteState(load=load, catalog=catalog, problems=problems)
 
 
+def plan_site(config: Config, state: SiteState) -> Iterator[Pending]:
+    """Every file to publish, keyed, rendered only on demand."""
+    return SiteRenderer(config, state.catalog).plan()
+
+
 def render_resources(config: Config, state: SiteState) -> Iterator[tuple[str, Resource]]:
-    return render_site(config, state.catalog)
+    return SiteRenderer(config, state.catalog).render()
 
 
 @dataclass
@@ -71,6 +76,7 @@ class WriteReport:
     files: int = 0
     written: int = 0
     linked: int = 0
+    skipped: int = 0  # files not even rendered: same inputs as the previous build
     bytes: int = 0
     target: Path | None = None
     seconds: float = 0.0
@@ -93,17 +99,24 @@ def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=20).hexdigest()
 
 
-def _load_manifest(build: Path) -> dict[str, str]:
+def _load_manifest(build: Path) -> dict[str, list[str]]:
+    """path → [input key, content digest] of a previous build ({} if unusable)."""
     try:
         with open(build.with_name(build.name + MANIFEST_SUFFIX), encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 2}
 
 
-def write_tree(out: Path, resources: Iterable[tuple[str, Resource]], *, gzip_siblings: bool = False) -> WriteReport:
-    """Write every resource under a fresh build folder, then switch `out` to it."""
+def write_tree(out: Path, resources: Iterable[Pending | tuple[str, Resource]], *, gzip_siblings: bool = False) -> WriteReport:
+    """Write every file under a fresh build folder, then switch `out` to it.
+
+    A file whose key (or, once rendered, whose bytes) equals the previous
+    build's is hard-linked from it instead of rendered and written again.
+    """
     started = time.perf_counter()
     report = WriteReport()
     out = out.absolute()
@@ -123,24 +136,34 @@ def write_tree(out: Path, resources: Iterable[tuple[str, Resource]], *, gzip_sib
 
     name = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.perf_counter_ns() % 1000000:06d}"
     build = builds / name
-    manifest: dict[str, str] = {}
+    manifest: dict[str, list[str]] = {}
     try:
         build.mkdir()
         made_dirs: set[Path] = {build}
-        for site_path, resource in resources:
+        for item in resources:
+            if isinstance(item, tuple):
+                site_path, ready = item
+                item = Pending(site_path, "", lambda ready=ready: ready)
+            site_path = item.path
             path = _safe_join(build, site_path)
             if path.parent not in made_dirs:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 made_dirs.add(path.parent)
-            digest = _digest(resource.body)
-            manifest[site_path] = digest
             report.files += 1
+            old = old_manifest.get(site_path)
+            if item.key and old is not None and old[0] == item.key and _link_all(previous, build, site_path, path, gzip_siblings, report):
+                manifest[site_path] = old
+                report.skipped += 1
+                continue
+            resource = item.render()
+            digest = _digest(resource.body)
+            manifest[site_path] = [item.key, digest]
             report.bytes += len(resource.body)
             siblings = [(path, resource.body, site_path)]
             if gzip_siblings and resource.kind in GZIP_KINDS and len(resource.body) >= GZIP_MIN_BYTES:
                 siblings.append((path.with_name(path.name + ".gz"), None, site_path + ".gz"))
             for file, body, key in siblings:
-                if previous is not None and old_manifest.get(site_path) == digest:
+                if previous is not None and old is not None and old[1] == digest:
                     try:
                         os.link(_safe_join(previous, key), file)
                         report.linked += 1
@@ -167,6 +190,30 @@ def write_tree(out: Path, resources: Iterable[tuple[str, Resource]], *, gzip_sib
     report.target = build
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _link_all(previous: Path | None, build: Path, site_path: str, path: Path, gzip_siblings: bool, report: WriteReport) -> bool:
+    """Hard-link a file (and its .gz) from the previous build; False if that is not possible."""
+    if previous is None:
+        return False
+    source = _safe_join(previous, site_path)
+    names = [(source, path)]
+    gz = source.with_name(source.name + ".gz")
+    if gzip_siblings:
+        if not gz.exists():
+            return False
+        names.append((gz, path.with_name(path.name + ".gz")))
+    done = []
+    try:
+        for old, new in names:
+            os.link(old, new)
+            done.append(new)
+    except OSError:
+        for new in done:
+            new.unlink(missing_ok=True)
+        return False
+    report.linked += len(names)
+    return True
 
 
 def _switch(out: Path, build: Path, report: WriteReport) -> None:
@@ -207,3 +254,4 @@ def build_in_memory(config: Config, *, use_cache: bool = False) -> tuple[SiteSta
     """The whole site without touching the output folder: (state, {path: Resource})."""
     state = run_pipeline(config, use_cache=use_cache)
     return state, dict(render_resources(config, state))
+

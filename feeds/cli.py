@@ -87,7 +87,7 @@ def main() -> None:
 @click.option("--gzip/--no-gzip", "gzip_siblings", default=None, help="Also write .gz siblings (default: [output] gzip).")
 def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
     """Write the static tree (replaced atomically)."""
-    from .build import OutputError, render_resources, run_pipeline, write_tree
+    from .build import OutputError, plan_site, run_pipeline, write_tree
 
     config = _load(config_path)
     if out_dir:
@@ -101,7 +101,7 @@ def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
     errors, warnings = _report(state.problems)
     use_gzip = config.output.gzip if gzip_siblings is None else gzip_siblings
     try:
-        report = write_tree(config.output.dir, render_resources(config, state), gzip_siblings=use_gzip)
+        report = write_tree(config.output.dir, plan_site(config, state), gzip_siblings=use_gzip)
     except OutputError as exc:
         click.echo(f"{exc}", err=True)
         sys.exit(EXIT_PROBLEMS)
@@ -113,7 +113,7 @@ def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
     click.echo(
         f"published {len(catalog.articles)} of {load.files} posts ({load.drafts} drafts skipped, {load.processed} processed, "
         f"{load.files - load.processed} from cache) into {len(catalog.feeds)} feeds; "
-        f"{report.files} files ({report.written} written, {report.linked} unchanged) in {config.output.dir}; "
+        f"{report.files} files ({report.written} written, {report.files - report.written} unchanged) in {config.output.dir}; "
         f"{errors} errors, {warnings} warnings; {elapsed:.2f}s"
     )
     if errors or (strict and warnings):

@@ -64,6 +64,7 @@ class Article:
     body: str  # sanitized HTML
     description: str | None = None  # front-matter description/excerpt, plain text
     undated: bool = False  # no readable date: `date` is the fixed fallback
+    digest: str = ""  # of every field above: equal digests, equal renderings
 
 
     @property

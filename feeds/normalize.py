@@ -7,6 +7,8 @@ and the post is still published with a documented fallback.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -524,7 +526,7 @@ def make_article(post: Post, meta: Meta, body: CleanBody, settings: Settings) ->
     summary = truncate(summary_source, settings.summary_chars)
     # the mirror often sets headimg to the QR-code ad at the end of the body
     image = meta.image if meta.image and meta.image not in body.dropped_images else body.first_image
-    return Article(
+    article = Article(
         id=meta.id,
         source=post.rel,
         title=title,
@@ -541,3 +543,5 @@ def make_article(post: Post, meta: Meta, body: CleanBody, settings: Settings) ->
         description=meta.description,
         undated=meta.undated,
     )
+    digest = hashlib.blake2b(repr(dataclasses.astuple(article)).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    return dataclasses.replace(article, digest=digest)

@@ -21,7 +21,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Callable, Iterable
@@ -90,6 +90,7 @@ class Snapshot:
     renderer: SiteRenderer
     built_at: float
     source_stamp: tuple
+    keys: dict[str, str] = field(default_factory=dict)  # path → input key of its Served
 
 
 def _source_stamp(config: Config) -> tuple:
@@ -105,12 +106,22 @@ def _source_stamp(config: Config) -> tuple:
     return tuple(stamp)
 
 
-def build_snapshot(config: Config, cache: Cache | None = None) -> Snapshot:
+def build_snapshot(config: Config, cache: Cache | None = None, previous: Snapshot | None = None) -> Snapshot:
+    """Run the pipeline; files whose key is unchanged are taken over from `previous`."""
     stamp = _source_stamp(config)
     state = run_pipeline(config, cache=cache)
     renderer = SiteRenderer(config, state.catalog)
-    files = {path: serve_entry(resource, config.server.max_age) for path, resource in renderer.render()}
-    return Snapshot(files=files, state=state, renderer=renderer, built_at=time.time(), source_stamp=stamp)
+    files: dict[str, Served] = {}
+    keys: dict[str, str] = {}
+    old_files = previous.files if previous else {}
+    old_keys = previous.keys if previous else {}
+    for pending in renderer.plan():
+        keys[pending.path] = pending.key
+        if old_keys.get(pending.path) == pending.key and pending.path in old_files:
+            files[pending.path] = old_files[pending.path]
+        else:
+            files[pending.path] = serve_entry(pending.render(), config.server.max_age)
+    return Snapshot(files=files, state=state, renderer=renderer, built_at=time.time(), source_stamp=stamp, keys=keys)
 
 
 class LiveSite:
@@ -133,7 +144,7 @@ class LiveSite:
             if stamp == self.snapshot.source_stamp:
                 return False
             old = self.snapshot
-            new = build_snapshot(self.config, self.cache)
+            new = build_snapshot(self.config, self.cache, old)
             self.snapshot = new  # one reference assignment: atomic for readers
         for problem in new.state.problems:
             if problem not in set(old.state.problems):

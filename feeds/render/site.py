@@ -10,15 +10,19 @@ page 1 holds the oldest entries, and a page never changes once full.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from datetime import datetime
 from functools import cached_property
-from typing import Iterator
+from typing import Callable, Iterator
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..catalog import KIND_AUTHOR, KIND_CATEGORY, KIND_SITE, KIND_TAG, Catalog, Feed, category_chain
+from .. import __version__
 from ..config import Config
 from ..model import Article
 from ..normalize import UNDATED
@@ -49,6 +53,23 @@ class Resource:
     kind: str = "page"  # atom, rss, json, html, opml, xsl
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A file to publish: its path, a key of everything it is made from, and how to make it.
+
+    Equal keys mean equal bytes, so a writer or a server that already holds
+    the file under that key can keep it without rendering it again.
+    """
+
+    path: str
+    key: str
+    render: Callable[[], Resource]
+
+
+def make_key(*parts) -> str:
+    return hashlib.blake2b(repr(parts).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
 def doc_path(base: str, fmt: str, page: int | None = None) -> str:
     name = FORMAT_FILES[fmt] + (f"-{page}" if page else "") + "." + FORMAT_EXT[fmt]
     return base + name
@@ -72,6 +93,7 @@ def archive_pages(entries: tuple[int, ...], items: int) -> tuple[tuple[int, ...]
 
 class SiteRenderer:
     def __init__(self, config: Config, catalog: Catalog):
+        self._fragments: dict[str, dict[int, str]] = {}
         self.config = config
         self.catalog = catalog
         self.base = config.site.base_url
@@ -122,16 +144,35 @@ class SiteRenderer:
         articles = self.catalog.articles
         return max((articles[i].updated for i in indices), default=UNDATED)
 
+    def entries(self, fmt: str, indices) -> list[str]:
+        """Entry fragments in `fmt`, each rendered once per renderer, on first use."""
+        cache = self._fragments.setdefault(fmt, {})
+        missing = [i for i in dict.fromkeys(indices) if i not in cache]
+        if missing:
+            articles = [self.catalog.articles[i] for i in missing]
+            rendered = jsonfeed.render_items(articles) if fmt == "json" else xmlfeeds.render_entries(articles, fmt)
+            cache.update(zip(missing, rendered))
+        return [cache[i] for i in indices]
+
     @cached_property
-    def fragments(self) -> dict[str, list[str]]:
+    def base_key(self) -> str:
+        """Everything besides the posts that shapes the output: config, code, version."""
+        from ..pipeline import code_fingerprint
+
+        config = dataclasses.replace(self.config, path=None)
+        return make_key(repr(config), __version__, code_fingerprint())
+
+    @cached_property
+    def tag_feeds(self) -> dict[str, Feed]:
+        return {f.name: f for f in self.catalog.tags}
+
+    @cached_property
+    def author_feeds(self) -> dict[str, Feed]:
+        return {f.name: f for f in self.catalog.authors}
+
+    def digests(self, indices) -> tuple[str, ...]:
         articles = self.catalog.articles
-        out: dict[str, list[str]] = {}
-        for fmt in self.formats:
-            if fmt == "json":
-                out[fmt] = jsonfeed.render_items(articles)
-            else:
-                out[fmt] = xmlfeeds.render_entries(articles, fmt)
-        return out
+        return tuple(articles[i].digest for i in indices)
 
     def feed_links(self, feed: Feed) -> list[dict]:
         return [
@@ -141,18 +182,16 @@ class SiteRenderer:
 
     # ------------------------------------------------------------ feeds
 
-    def render_feed(self, feed: Feed) -> Iterator[tuple[str, Resource]]:
+    def plan_feed(self, feed: Feed) -> Iterator[Pending]:
         meta = self.meta_of(feed)
         current, pages = archive_pages(feed.articles, self.items)
         hub = self.config.websub.hub
         html_url = self.url(feed.path)
+        last = len(pages)
+        documents = [(None, current)] + [(k, entries) for k, entries in enumerate(pages, 1)]
         for fmt in self.formats:
-            fragments = self.fragments[fmt]
-            documents = [(None, current)] + [(k, entries) for k, entries in enumerate(pages, 1)]
-            last = len(pages)
+            current_url = self.url(doc_path(feed.path, fmt))
             for page, entries in documents:
-                self_url = self.url(doc_path(feed.path, fmt, page))
-                current_url = self.url(doc_path(feed.path, fmt))
                 history: list[tuple[str, str]] = []
                 if page is None:
                     if last:
@@ -163,15 +202,31 @@ class SiteRenderer:
                         history.append(("prev-archive", self.url(doc_path(feed.path, fmt, page - 1))))
                     if page < last:
                         history.append(("next-archive", self.url(doc_path(feed.path, fmt, page + 1))))
-                links = DocLinks(self_url=self_url, html_url=html_url, hub=hub, history=tuple(history), archive=page is not None)
-                updated = self.updated_of(entries)
-                if fmt == "json":
-                    older = dict(history).get("prev-archive")
-                    body = jsonfeed.render_document(meta, links, [fragments[i] for i in entries], older, html_url)
-                else:
-                    header = xmlfeeds.render_header(meta, links, fmt, updated, self.stylesheet_path)
-                    body = xmlfeeds.assemble(header, [fragments[i] for i in entries])
-                yield doc_path(feed.path, fmt, page), Resource(body, CONTENT_TYPES[fmt], updated, fmt)
+                links = DocLinks(
+                    self_url=self.url(doc_path(feed.path, fmt, page)),
+                    html_url=html_url,
+                    hub=hub,
+                    history=tuple(history),
+                    archive=page is not None,
+                )
+                path = doc_path(feed.path, fmt, page)
+                key = make_key(self.base_key, "feed", path, meta, links, self.digests(entries))
+                yield Pending(path, key, functools.partial(self._render_doc, meta, links, fmt, entries, html_url))
+
+    def _render_doc(self, meta: FeedMeta, links: DocLinks, fmt: str, entries, html_url: str) -> Resource:
+        updated = self.updated_of(entries)
+        fragments = self.entries(fmt, entries)
+        if fmt == "json":
+            older = dict(links.history).get("prev-archive")
+            body = jsonfeed.render_document(meta, links, fragments, older, html_url)
+        else:
+            header = xmlfeeds.render_header(meta, links, fmt, updated, self.stylesheet_path)
+            body = xmlfeeds.assemble(header, fragments)
+        return Resource(body, CONTENT_TYPES[fmt], updated, fmt)
+
+    def render_feed(self, feed: Feed) -> Iterator[tuple[str, Resource]]:
+        for pending in self.plan_feed(feed):
+            yield pending.path, pending.render()
 
     @property
     def stylesheet_path(self) -> str | None:
@@ -255,8 +310,8 @@ class SiteRenderer:
             chains.append([{"name": f.name, "url": self.url(f.path)} for f in chain])
             if chain:
                 alternates.extend(self.feed_links(chain[-1]))
-        tags = [f for f in self.catalog.tags if index in set(f.articles)] if article.tags else []
-        author_feed = next((f for f in self.catalog.authors if f.name == article.author), None)
+        tags = [self.tag_feeds[t] for t in article.tags if t in self.tag_feeds]
+        author_feed = self.author_feeds.get(article.author)
         template = self.env.get_template("post.html")
         page = post_path(article.id)
         html = template.render(
@@ -307,20 +362,42 @@ class SiteRenderer:
 
     # ------------------------------------------------------------ all
 
-    def render(self) -> Iterator[tuple[str, Resource]]:
-        newest = self.updated_of(self.catalog.site.articles)
-        yield "/index.html", Resource(self.render_index(), CONTENT_TYPES["html"], newest, "html")
-        yield "/opml.xml", Resource(self.render_opml(), CONTENT_TYPES["opml"], newest, "opml")
-        yield "/404.html", Resource(self.render_404("…"), CONTENT_TYPES["html"], None, "html")
-        yield "/feed.xsl", Resource(_stylesheet(), CONTENT_TYPES["xsl"], None, "xsl")
-        for feed in self.catalog.feeds:
-            yield from self.render_feed(feed)
+    def plan(self) -> Iterator[Pending]:
+        """Every file of the site, each with its key; nothing is rendered until asked."""
+        catalog = self.catalog
+        newest = self.updated_of(catalog.site.articles)
+        tree = tuple((f.path, f.names, len(f.articles)) for f in catalog.feeds)
+        latest = self.digests(catalog.site.articles[: self.items])
+
+        def resource(make, content_type, modified, kind):
+            return lambda: Resource(make(), content_type, modified, kind)
+
+        yield Pending("/index.html", make_key(self.base_key, "index", tree, latest), resource(self.render_index, CONTENT_TYPES["html"], newest, "html"))
+        yield Pending("/opml.xml", make_key(self.base_key, "opml", tree, newest), resource(self.render_opml, CONTENT_TYPES["opml"], newest, "opml"))
+        yield Pending("/404.html", make_key(self.base_key, "404"), resource(lambda: self.render_404("…"), CONTENT_TYPES["html"], None, "html"))
+        yield Pending("/feed.xsl", make_key(self.base_key, "xsl"), resource(_stylesheet, CONTENT_TYPES["xsl"], None, "xsl"))
+        for feed in catalog.feeds:
+            yield from self.plan_feed(feed)
             if feed.kind != KIND_SITE:
                 updated = self.updated_of(feed.articles)
-                yield page_path(feed.path), Resource(self.render_list_page(feed), CONTENT_TYPES["html"], updated, "html")
-        for index, article in enumerate(self.catalog.articles):
-            path, body = self.render_post_page(index)
-            yield path, Resource(body, CONTENT_TYPES["html"], article.updated, "html")
+                children = tuple((p, len(catalog.by_path[p].articles)) for p in feed.children)
+                chain = tuple(f.path for f in category_chain(catalog, feed.path)) if feed.kind == KIND_CATEGORY else ()
+                key = make_key(self.base_key, "list", feed.path, feed.names, len(feed.articles), children, chain, self.digests(feed.articles[: self.items]))
+                yield Pending(page_path(feed.path), key, resource(functools.partial(self.render_list_page, feed), CONTENT_TYPES["html"], updated, "html"))
+        for index, article in enumerate(catalog.articles):
+            chains = tuple(tuple((f.name, f.path) for f in category_chain(catalog, p)) for p in catalog.article_feeds[index])
+            tags = tuple(self.tag_feeds[t].path for t in article.tags if t in self.tag_feeds)
+            author = self.author_feeds[article.author].path if article.author in self.author_feeds else ""
+            key = make_key(self.base_key, "post", article.digest, chains, tags, author)
+            page = post_path(article.id) + "index.html"
+            yield Pending(page, key, resource(functools.partial(self._post_body, index), CONTENT_TYPES["html"], article.updated, "html"))
+
+    def _post_body(self, index: int) -> bytes:
+        return self.render_post_page(index)[1]
+
+    def render(self) -> Iterator[tuple[str, Resource]]:
+        for pending in self.plan():
+            yield pending.path, pending.render()
 
 
 def _stylesheet() -> bytes:
