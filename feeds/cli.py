@@ -152,8 +152,13 @@ def serve(config_path, host, port, workers) -> None:
     workers = workers or config.server.workers
     from .build import run_pipeline
 
-    # Report problems once, here, before the workers start.
-    state = run_pipeline(config, use_cache=False)
+    # Report problems once, here, before the workers start; this also fills
+    # the build cache, so the workers start without sanitizing again.
+    progress = Progress()
+    try:
+        state = run_pipeline(config, progress=progress)
+    finally:
+        progress.close()
     errors, warnings = _report(state.problems)
     click.echo(
         f"serving {len(state.catalog.articles)} posts in {len(state.catalog.feeds)} feeds at http://{host}:{port}/ "

@@ -121,6 +121,7 @@ def build_snapshot(config: Config, cache: Cache | None = None, previous: Snapsho
             files[pending.path] = old_files[pending.path]
         else:
             files[pending.path] = serve_entry(pending.render(), config.server.max_age)
+    renderer.release()  # the entry fragments live on inside the served bytes
     return Snapshot(files=files, state=state, renderer=renderer, built_at=time.time(), source_stamp=stamp, keys=keys)
 
 
@@ -129,8 +130,9 @@ class LiveSite:
 
     def __init__(self, config: Config, on_swap: Callable[[Snapshot, Snapshot], None] | None = None):
         self.config = config
-        # in memory only: the server never writes next to the posts
-        self.cache = Cache(None, make_job(config))
+        # the build cache on disk: a restart (or `feeds build` before it)
+        # means no post is sanitized twice
+        self.cache = Cache(config.build.cache_dir, make_job(config))
         self.snapshot = build_snapshot(config, self.cache)
         self.on_swap = on_swap
         self._stop = threading.Event()

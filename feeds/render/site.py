@@ -144,6 +144,10 @@ class SiteRenderer:
         articles = self.catalog.articles
         return max((articles[i].updated for i in indices), default=UNDATED)
 
+    def release(self) -> None:
+        """Drop the entry fragments: a live server keeps only the finished files."""
+        self._fragments = {}
+
     def entries(self, fmt: str, indices) -> list[str]:
         """Entry fragments in `fmt`, each rendered once per renderer, on first use."""
         cache = self._fragments.setdefault(fmt, {})
