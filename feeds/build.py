@@ -77,6 +77,7 @@ class WriteReport:
     written: int = 0
     linked: int = 0
     skipped: int = 0  # files not even rendered: same inputs as the previous build
+    up_to_date: bool = False  # nothing changed: no new build was made
     bytes: int = 0
     target: Path | None = None
     seconds: float = 0.0
@@ -133,6 +134,20 @@ def write_tree(out: Path, resources: Iterable[Pending | tuple[str, Resource]], *
         if not previous.is_dir():
             previous = None
     old_manifest = _load_manifest(previous) if previous else {}
+    options = ["options", f"gzip={int(gzip_siblings)}"]
+
+    if previous is not None and old_manifest.get("") == options:
+        items = [_as_pending(item) for item in resources]
+        if len(items) == len(old_manifest) - 1 and all(
+            item.key and old_manifest.get(item.path, ("",))[0] == item.key for item in items
+        ):
+            # nothing changed: the published tree stays as it is, untouched
+            report.files = report.skipped = len(items)
+            report.target = previous
+            report.up_to_date = True
+            report.seconds = time.perf_counter() - started
+            return report
+        resources = items
 
     name = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.perf_counter_ns() % 1000000:06d}"
     build = builds / name
@@ -140,10 +155,9 @@ def write_tree(out: Path, resources: Iterable[Pending | tuple[str, Resource]], *
     try:
         build.mkdir()
         made_dirs: set[Path] = {build}
+        manifest[""] = options
         for item in resources:
-            if isinstance(item, tuple):
-                site_path, ready = item
-                item = Pending(site_path, "", lambda ready=ready: ready)
+            item = _as_pending(item)
             site_path = item.path
             path = _safe_join(build, site_path)
             if path.parent not in made_dirs:
@@ -190,6 +204,13 @@ def write_tree(out: Path, resources: Iterable[Pending | tuple[str, Resource]], *
     report.target = build
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _as_pending(item: Pending | tuple[str, Resource]) -> Pending:
+    if isinstance(item, tuple):
+        site_path, ready = item
+        return Pending(site_path, "", lambda ready=ready: ready)
+    return item
 
 
 def _link_all(previous: Path | None, build: Path, site_path: str, path: Path, gzip_siblings: bool, report: WriteReport) -> bool:

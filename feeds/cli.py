@@ -110,10 +110,13 @@ def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
     load = state.load
     catalog = state.catalog
     elapsed = time.perf_counter() - started
+    if report.up_to_date:
+        files = f"{report.files} files, all up to date, in {config.output.dir}"
+    else:
+        files = f"{report.files} files ({report.written} written, {report.files - report.written} unchanged) in {config.output.dir}"
     click.echo(
         f"published {len(catalog.articles)} of {load.files} posts ({load.drafts} drafts skipped, {load.processed} processed, "
-        f"{load.files - load.processed} from cache) into {len(catalog.feeds)} feeds; "
-        f"{report.files} files ({report.written} written, {report.files - report.written} unchanged) in {config.output.dir}; "
+        f"{load.files - load.processed} from cache) into {len(catalog.feeds)} feeds; {files}; "
         f"{errors} errors, {warnings} warnings; {elapsed:.2f}s"
     )
     if errors or (strict and warnings):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds.build import OutputError, build_in_memory, render_resources, run_pipeline, write_tree
+from feeds.build import OutputError, build_in_memory, plan_site, render_resources, run_pipeline, write_tree
 from feeds.render.site import Resource
 
 from conftest import make_config, post_text, write_post
@@ -28,7 +28,7 @@ def site(tmp_path):
 
 def build(config):
     state = run_pipeline(config)
-    return write_tree(config.output.dir, render_resources(config, state))
+    return write_tree(config.output.dir, plan_site(config, state))
 
 
 def test_output_is_a_link_to_a_complete_build_equal_to_memory(site):
@@ -47,7 +47,7 @@ def test_rebuild_without_changes_writes_nothing_and_keeps_mtimes(site):
     feed = config.output.dir / "atom.xml"
     before = feed.stat().st_mtime_ns
     report = build(config)
-    assert report.written == 0 and report.linked == report.files
+    assert report.written == 0 and report.up_to_date and report.target == config.output.dir.resolve()
     assert feed.stat().st_mtime_ns == before
 
 
