@@ -263,7 +263,7 @@ def _prune(builds: Path, keep: set[Path]) -> None:
         return
     for entry in entries:
         base = entry.name[: -len(MANIFEST_SUFFIX)] if entry.name.endswith(MANIFEST_SUFFIX) else entry.name
-        if base in keep_names or base.startswith("previous-folder-"):
+        if base in keep_names or base.startswith("previous-folder-") or entry.name == "last-build.json":
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)

@@ -87,22 +87,38 @@ def main() -> None:
 @click.option("--gzip/--no-gzip", "gzip_siblings", default=None, help="Also write .gz siblings (default: [output] gzip).")
 def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
     """Write the static tree (replaced atomically)."""
-    from .build import OutputError, plan_site, run_pipeline, write_tree
-
     config = _load(config_path)
     if out_dir:
         config = replace(config, output=replace(config.output, dir=Path(out_dir)))
     started = time.perf_counter()
+    use_gzip = config.output.gzip if gzip_siblings is None else gzip_siblings
+    from . import uptodate
+
+    if not no_cache:
+        record = uptodate.check(config, use_gzip)
+        if record is not None:
+            lines = record.get("problems", [])
+            for line in lines:
+                click.echo(line, err=True)
+            errors = sum(": error: " in line for line in lines)
+            warnings = len(lines) - errors
+            click.echo(f"{record.get('summary', '')}; nothing changed since the last build, output untouched; {time.perf_counter() - started:.2f}s")
+            if errors or (strict and warnings):
+                sys.exit(EXIT_PROBLEMS)
+            return
+    stamp, _ = uptodate.fingerprint(config, use_gzip)
+    from .build import OutputError, plan_site, run_pipeline, write_tree
+
     progress = Progress()
     try:
         state = run_pipeline(config, use_cache=not no_cache, progress=progress)
     finally:
         progress.close()
     errors, warnings = _report(state.problems)
-    use_gzip = config.output.gzip if gzip_siblings is None else gzip_siblings
     try:
         report = write_tree(config.output.dir, plan_site(config, state), gzip_siblings=use_gzip)
     except OutputError as exc:
+        uptodate.forget(config)
         click.echo(f"{exc}", err=True)
         sys.exit(EXIT_PROBLEMS)
     for note in report.notes:
@@ -114,11 +130,15 @@ def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
         files = f"{report.files} files, all up to date, in {config.output.dir}"
     else:
         files = f"{report.files} files ({report.written} written, {report.files - report.written} unchanged) in {config.output.dir}"
+    published = f"published {len(catalog.articles)} of {load.files} posts ({load.drafts} drafts skipped"
     click.echo(
-        f"published {len(catalog.articles)} of {load.files} posts ({load.drafts} drafts skipped, {load.processed} processed, "
-        f"{load.files - load.processed} from cache) into {len(catalog.feeds)} feeds; {files}; "
+        f"{published}, {load.processed} processed, {load.files - load.processed} from cache) into {len(catalog.feeds)} feeds; {files}; "
         f"{errors} errors, {warnings} warnings; {elapsed:.2f}s"
     )
+    if not no_cache:
+        lines = [str(p) for p in sorted(state.problems, key=lambda p: (p.path, p.line or 0, p.severity, p.message))]
+        summary = f"{published}) into {len(catalog.feeds)} feeds; {report.files} files in {config.output.dir}; {errors} errors, {warnings} warnings"
+        uptodate.save(config, use_gzip, stamp, config.output.dir, lines, summary)
     if errors or (strict and warnings):
         sys.exit(EXIT_PROBLEMS)
 

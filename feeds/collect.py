@@ -87,9 +87,9 @@ def find_sources(source_dir: Path, pattern: str) -> tuple[list[tuple[Path, str]]
     found: list[tuple[Path, str]] = []
     seen_dirs: set[tuple[int, int]] = set()
 
-    def walk(directory: Path, rel_prefix: str) -> None:
+    def walk(directory: str, rel_prefix: str) -> None:
         try:
-            st = directory.stat()
+            st = os.stat(directory)
         except OSError as exc:
             problems.append(Problem(str(directory), None, WARNING, f"cannot enter folder: {exc.strerror}"))
             return
@@ -112,7 +112,7 @@ def find_sources(source_dir: Path, pattern: str) -> tuple[list[tuple[Path, str]]
             except OSError:
                 is_dir = False
             if is_dir:
-                walk(Path(entry.path), rel + "/")
+                walk(entry.path, rel + "/")
                 continue
             if not matcher.match(rel):
                 continue
@@ -125,7 +125,7 @@ def find_sources(source_dir: Path, pattern: str) -> tuple[list[tuple[Path, str]]
                 continue
             found.append((Path(entry.path), rel))
 
-    walk(source_dir, "")
+    walk(str(source_dir), "")
     found.sort(key=lambda pair: pair[1])
     return found, problems
 

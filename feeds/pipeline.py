@@ -206,10 +206,8 @@ class Cache:
 
 
 def _display(path: Path, cwd: Path) -> str:
-    try:
-        return str(path.relative_to(cwd))
-    except ValueError:
-        return str(path)
+    text, prefix = str(path), str(cwd).rstrip("/") + "/"
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 # A stat entry is trusted only for files last changed this long before the

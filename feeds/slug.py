@@ -9,6 +9,7 @@ path before looking up a file) serves the built tree at the same URLs.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 import re
 import unicodedata
 from urllib.parse import quote
@@ -57,9 +58,17 @@ def absolute_url(base_url: str, path: str) -> str:
     return base_url + url_quote(path)
 
 
+_SEGMENT_SPECIAL = re.compile(r"[/\\%?#]")
+
+
 def safe_path_segment(segment: str) -> str:
     """A post id segment as it may appear in a path: no traversal, no controls."""
-    cleaned = "".join("_" if (_is_unsafe(ch) and ch not in " &'()+,;=@!$") or ch in "/\\%?#" else ch for ch in segment)
+    if segment.isprintable() and not _SEGMENT_SPECIAL.search(segment):
+        cleaned = segment  # the common case, without a per-character walk
+    else:
+        # isprintable() is False exactly for controls, format characters,
+        # unassigned code points and separators other than the space
+        cleaned = "".join("_" if (ch in "/\\%?#" or not (ch.isprintable() or ch == " ")) else ch for ch in segment)
     cleaned = cleaned.strip()
     if cleaned in ("", ".", ".."):
         cleaned = "_" + cleaned.replace(".", "_") + "_"
@@ -71,6 +80,7 @@ def safe_path_segment(segment: str) -> str:
 MAX_POST_PATH_BYTES = 600
 
 
+@lru_cache(maxsize=1 << 17)
 def post_path(post_id: str) -> str:
     """/posts/<id>/ with each '/'-separated part of the id made safe.
 

@@ -1,0 +1,96 @@
+"""The no-change shortcut of `feeds build`: is the published tree already current?
+
+A build records what it was made from: every post's stat signature
+(inode, size, mtime and ctime: any write changes ctime), the config and
+the code. When all of that is unchanged, the next build only re-reports the
+recorded problems, without loading the cache or rendering anything. Files
+changed within RACY_SECONDS of the record are never trusted (a write in the
+same clock tick could leave the signature unchanged), so such a build takes
+the normal path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+from . import __version__
+from .collect import find_sources
+from .config import Config
+
+RECORD_NAME = "last-build.json"
+RACY_SECONDS = 2.0
+
+
+def _record_file(config: Config) -> Path:
+    out = config.output.dir.absolute()
+    return out.parent / f".{out.name}.builds" / RECORD_NAME
+
+
+def _code_digest() -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    package = Path(__file__).parent
+    for file in sorted(package.rglob("*")):
+        if file.is_file() and file.suffix in (".py", ".html", ".xsl"):
+            digest.update(file.relative_to(package).as_posix().encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def fingerprint(config: Config, gzip_siblings: bool) -> tuple[str, float]:
+    """(digest of posts' signatures + config + code, newest ctime among the posts)."""
+    found, problems = find_sources(config.source.dir, config.source.pattern)
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(repr((__version__, _code_digest(), repr(config), gzip_siblings, [str(p) for p in problems])).encode())
+    newest = 0.0
+    for path, rel in found:
+        try:
+            st = os.stat(path)
+        except OSError:
+            digest.update(f"{rel}\0missing\n".encode("utf-8", "surrogateescape"))
+            continue
+        newest = max(newest, st.st_ctime, st.st_mtime)
+        digest.update(f"{rel}\0{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest(), newest
+
+
+def check(config: Config, gzip_siblings: bool) -> dict | None:
+    """The recorded build if it is still current, else None."""
+    record_file = _record_file(config)
+    try:
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    out = config.output.dir
+    if not isinstance(record, dict) or not out.is_symlink():
+        return None
+    if os.path.realpath(out) != record.get("target"):
+        return None
+    stamp, newest = fingerprint(config, gzip_siblings)
+    if stamp != record.get("stamp") or newest >= record.get("time", 0) - RACY_SECONDS:
+        return None
+    return record
+
+
+def save(config: Config, gzip_siblings: bool, stamp: str, target: Path, problems: list[str], summary: str) -> None:
+    record_file = _record_file(config)
+    record = {
+        "stamp": stamp,
+        "time": time.time(),
+        "target": os.path.realpath(target),
+        "problems": problems,
+        "summary": summary,
+    }
+    try:
+        tmp = record_file.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, record_file)
+    except OSError:
+        pass  # only a shortcut: without it the next build takes the normal path
+
+
+def forget(config: Config) -> None:
+    _record_file(config).unlink(missing_ok=True)
