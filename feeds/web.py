@@ -45,11 +45,27 @@ class Served:
     """One published file with everything a response needs, computed once."""
 
     body: bytes
-    gzipped: bytes | None
     etag: str
     headers: tuple[tuple[str, str], ...]  # shared by 200 and 304
     last_modified: datetime | None
     kind: str
+    _packed: list = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def gzipped(self) -> bytes | None:
+        """The gzip body, compressed on first demand and then kept (never per request).
+
+        Compressing every file up front would make a large site start slowly
+        and hold a second copy of files nobody asks for compressed.
+        """
+        if not self._packed:
+            packed = None
+            if len(self.body) >= GZIP_MIN_BYTES:
+                candidate = gzip.compress(self.body, compresslevel=6, mtime=0)
+                if len(candidate) < len(self.body):
+                    packed = candidate
+            self._packed.append(packed)
+        return self._packed[0]
 
 
 def _http_date(moment: datetime) -> str:
@@ -72,13 +88,8 @@ def serve_entry(resource: Resource, max_age: int) -> Served:
         headers.append(("Referrer-Policy", "no-referrer"))
     if resource.last_modified is not None:
         headers.append(("Last-Modified", _http_date(resource.last_modified)))
-    gzipped = None
-    if len(resource.body) >= GZIP_MIN_BYTES:
-        packed = gzip.compress(resource.body, compresslevel=6, mtime=0)
-        if len(packed) < len(resource.body):
-            gzipped = packed
     last = resource.last_modified.replace(microsecond=0) if resource.last_modified else None
-    return Served(resource.body, gzipped, etag, tuple(headers), last, resource.kind)
+    return Served(resource.body, etag, tuple(headers), last, resource.kind)
 
 
 @dataclass(frozen=True)
@@ -260,10 +271,11 @@ class StaticFastPath:
 
 def respond(served: Served, environ, start_response, head_only: bool, body: bytes | None = None):
     """200 or 304 for one Served file (or a filtered `body` in its place)."""
-    gzipped = served.gzipped if body is None else None
     payload = served.body if body is None else body
     etag = served.etag
-    use_gzip = gzipped is not None and _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
+    wants_gzip = body is None and _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
+    gzipped = served.gzipped if wants_gzip else None
+    use_gzip = gzipped is not None
     etags = (etag, etag[:-1] + '-gz"')
     current_etag = etags[1] if use_gzip else etag
     inm = environ.get("HTTP_IF_NONE_MATCH")
