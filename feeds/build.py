@@ -187,6 +187,11 @@ def write_tree(out: Path, resources: Iterable[Pending | tuple[str, Resource]], *
                 data = body if body is not None else gzip.compress(resource.body, compresslevel=9, mtime=0)
                 with open(file, "wb") as handle:
                     handle.write(data)
+                if resource.last_modified is not None:
+                    # web servers send the file's mtime as Last-Modified: make it
+                    # the newest entry's, as `feeds serve` does
+                    stamp = resource.last_modified.timestamp()
+                    os.utime(file, (stamp, stamp))
                 report.written += 1
         with open(build.with_name(build.name + MANIFEST_SUFFIX), "w", encoding="utf-8") as handle:
             json.dump(manifest, handle, ensure_ascii=False, sort_keys=True)
