@@ -196,3 +196,18 @@ def test_index_lists_every_category_with_its_count(site):
     for feed in state.catalog.categories:
         assert f"({len(feed.articles)})" in index
         assert feed.name.replace("&", "&amp;") in index
+
+
+def test_archive_pages_carry_summaries_current_document_full_bodies(tmp_path):
+    source = tmp_path / "posts"
+    for day in range(1, 8):
+        write_post(source, f"p{day:02d}.md", post_text(title=f"post {day}", date=f"2021-03-{day:02d} 10:00:00", body=f"<p>full body number {day}</p>"))
+    _, files = build_in_memory(make_config(source, tmp_path, feeds={"items": 3}))
+    current = files["/atom.xml"].body.decode()
+    archive = files["/atom-1.xml"].body.decode()
+    assert "full body number 7" in current and "<content" in current
+    assert "<content" not in archive and "<summary>full body number 1</summary>" in archive
+    rss_archive = files["/rss-1.xml"].body.decode()
+    assert "content:encoded" not in rss_archive and "<description>full body number 1</description>" in rss_archive
+    item = json.loads(files["/feed-1.json"].body)["items"][0]
+    assert "content_html" not in item and item["content_text"].startswith("full body number")

@@ -15,7 +15,7 @@ def _dump(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def render_item(article: Article) -> str:
+def render_item(article: Article, brief: bool = False) -> str:
     item: dict = {
         "id": entry_id(article.id),
         "url": article.permalink,
@@ -23,7 +23,10 @@ def render_item(article: Article) -> str:
     if article.original_url:
         item["external_url"] = article.original_url
     item["title"] = article.title
-    item["content_html"] = article.body or "<p></p>"
+    if brief:
+        item["content_text"] = article.summary or article.title
+    else:
+        item["content_html"] = article.body or "<p></p>"
     if article.summary:
         item["summary"] = article.summary
     if article.image:
@@ -39,8 +42,8 @@ def render_item(article: Article) -> str:
     return _dump(item)
 
 
-def render_items(articles) -> list[str]:
-    return [render_item(a) for a in articles]
+def render_items(articles, brief: bool = False) -> list[str]:
+    return [render_item(a, brief) for a in articles]
 
 
 def render_document(meta: FeedMeta, links: DocLinks, items: list[str], next_url: str | None, home: str, icon: str | None = None) -> bytes:

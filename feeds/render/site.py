@@ -93,7 +93,7 @@ def archive_pages(entries: tuple[int, ...], items: int) -> tuple[tuple[int, ...]
 
 class SiteRenderer:
     def __init__(self, config: Config, catalog: Catalog):
-        self._fragments: dict[str, dict[int, str]] = {}
+        self._fragments: dict[tuple[str, bool], dict[int, str]] = {}
         self.config = config
         self.catalog = catalog
         self.base = config.site.base_url
@@ -148,13 +148,16 @@ class SiteRenderer:
         """Drop the entry fragments: a live server keeps only the finished files."""
         self._fragments = {}
 
-    def entries(self, fmt: str, indices) -> list[str]:
+    def entries(self, fmt: str, indices, brief: bool = False) -> list[str]:
         """Entry fragments in `fmt`, each rendered once per renderer, on first use."""
-        cache = self._fragments.setdefault(fmt, {})
+        cache = self._fragments.setdefault((fmt, brief), {})
         missing = [i for i in dict.fromkeys(indices) if i not in cache]
         if missing:
             articles = [self.catalog.articles[i] for i in missing]
-            rendered = jsonfeed.render_items(articles) if fmt == "json" else xmlfeeds.render_entries(articles, fmt)
+            if fmt == "json":
+                rendered = jsonfeed.render_items(articles, brief)
+            else:
+                rendered = xmlfeeds.render_entries(articles, fmt, brief)
             cache.update(zip(missing, rendered))
         return [cache[i] for i in indices]
 
@@ -219,7 +222,11 @@ class SiteRenderer:
 
     def _render_doc(self, meta: FeedMeta, links: DocLinks, fmt: str, entries, html_url: str) -> Resource:
         updated = self.updated_of(entries)
-        fragments = self.entries(fmt, entries)
+        # Archive pages carry summaries and links, not full bodies: every post
+        # is in five or more feeds in three formats, and full text in every
+        # archive made the tree ~20× the size of the posts. The subscription
+        # document, and the article page each entry links to, keep it all.
+        fragments = self.entries(fmt, entries, brief=links.archive)
         if fmt == "json":
             older = dict(links.history).get("prev-archive")
             body = jsonfeed.render_document(meta, links, fragments, older, html_url)

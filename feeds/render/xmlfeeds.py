@@ -34,7 +34,7 @@ def _new_generator() -> FeedGenerator:
     return fg
 
 
-def _add_entry(fg: FeedGenerator, article: Article, fmt: str) -> None:
+def _add_entry(fg: FeedGenerator, article: Article, fmt: str, brief: bool = False) -> None:
     fe = fg.add_entry(order="append")
     uid = entry_id(article.id)
     fe.id(uid)
@@ -51,7 +51,8 @@ def _add_entry(fg: FeedGenerator, article: Article, fmt: str) -> None:
         if article.author:
             fe.author({"name": article.author})
         fe.summary(article.summary or article.title)
-        fe.content(article.body or "<p></p>", type="html")
+        if not brief:
+            fe.content(article.body or "<p></p>", type="html")
         for name in rss_category_names(article):
             fe.category(term=name, label=name)
     else:
@@ -60,7 +61,7 @@ def _add_entry(fg: FeedGenerator, article: Article, fmt: str) -> None:
             fe.dc.dc_creator(article.author)
         # RSS <description> is HTML: the plain-text summary is escaped once more
         fe.description(html.escape(article.summary or article.title, quote=False))
-        if article.body:
+        if article.body and not brief:
             fe.content(article.body, type="html")
         for name in rss_category_names(article):
             fe.category(term=name)
@@ -80,8 +81,11 @@ def _cut(document: str, open_tag: str, close_tag: str) -> list[str]:
         position = end
 
 
-def render_entries(articles: list[Article] | tuple[Article, ...], fmt: str) -> list[str]:
-    """Every article as an `<entry>` (atom) or `<item>` (rss) fragment, in order."""
+def render_entries(articles: list[Article] | tuple[Article, ...], fmt: str, brief: bool = False) -> list[str]:
+    """Every article as an `<entry>` (atom) or `<item>` (rss) fragment, in order.
+
+    `brief` entries carry the summary and the link but not the full body.
+    """
     open_tag, close_tag = ("<entry>", "</entry>") if fmt == "atom" else ("<item>", "</item>")
     fragments: list[str] = []
     for start in range(0, len(articles), BATCH):
@@ -92,7 +96,7 @@ def render_entries(articles: list[Article] | tuple[Article, ...], fmt: str) -> l
         fg.link(href="http://localhost/", rel="alternate")
         fg.description("batch")
         for article in batch:
-            _add_entry(fg, article, fmt)
+            _add_entry(fg, article, fmt, brief)
         document = (fg.atom_str if fmt == "atom" else fg.rss_str)(pretty=False).decode("utf-8")
         pieces = _cut(document, open_tag, close_tag)
         if len(pieces) != len(batch):  # would mean feedgen changed its output shape
