@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import logging
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -174,19 +175,46 @@ class LiveSite:
         interval = self.config.server.reload_seconds
         if interval <= 0 or self._thread is not None:
             return
+        self._watcher = None
+        try:
+            self._watcher = subprocess.Popen(
+                [sys.executable, "-m", "feeds.watch", str(self.config.source.dir), self.config.source.pattern, str(interval)],
+                stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+            )
+        except OSError:
+            log.warning("cannot start the watcher process; polling in this process instead")
 
-        def loop() -> None:
+        def refresh_safely() -> None:
+            try:
+                self.refresh()
+            except Exception:  # keep serving the last good site
+                log.exception("reload failed; still serving the previous version")
+
+        def follow_watcher() -> None:
+            # a blocking read: no GIL held while nothing changes
+            for _line in self._watcher.stdout:
+                if self._stop.is_set():
+                    break
+                refresh_safely()
+
+        def poll() -> None:
             while not self._stop.wait(interval):
-                try:
-                    self.refresh()
-                except Exception:  # keep serving the last good site
-                    log.exception("reload failed; still serving the previous version")
+                refresh_safely()
 
-        self._thread = threading.Thread(target=loop, name="feeds-reload", daemon=True)
+        target = follow_watcher if self._watcher is not None else poll
+        self._thread = threading.Thread(target=target, name="feeds-reload", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        watcher = getattr(self, "_watcher", None)
+        if watcher is not None and watcher.poll() is None:
+            watcher.terminate()
+            try:
+                watcher.wait(5)
+            except subprocess.TimeoutExpired:
+                watcher.kill()
 
 
 def _etag_matches(header: str, etags: tuple[str, ...]) -> bool:
