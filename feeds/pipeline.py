@@ -97,6 +97,22 @@ def process_source(raw: bytes, path: Path, rel: str, display: str, job: Job) -> 
     return Outcome(article, tuple(problems))
 
 
+def _exit_with_parent(parent: int) -> None:
+    """In a worker: end when the build that started it ends, even by SIGKILL.
+
+    A killed build cannot shut its pool down; its workers would otherwise
+    wait on the task queue forever.
+    """
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="feeds-parent-watch", daemon=True).start()
+
+
 def _process_batch(batch: list[tuple[bytes, str, str, str]], job: Job) -> list[Outcome]:
     return [process_source(raw, Path(path), rel, display, job) for raw, path, rel, display in batch]
 
@@ -298,7 +314,7 @@ def load_articles(
         batch_size = max(8, min(64, total // (workers * 8) or 8))
         batches = [todo[i : i + batch_size] for i in range(0, total, batch_size)]
         done = 0
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
             futures = [
                 (batch, pool.submit(_process_batch, [(_raw(sources[i]), str(sources[i][0]), sources[i][1], sources[i][2]) for i in batch], job))
                 for batch in batches

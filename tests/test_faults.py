@@ -154,3 +154,51 @@ def test_cache_is_never_stale(tmp_path):
             victim.write_bytes(b)
             other.write_bytes(a)
         check()
+
+
+def test_killed_build_leaves_no_worker_processes(tmp_path):
+    source = tmp_path / "posts"
+    many_posts(source, 400)
+    config = write_config(tmp_path, source)
+    proc = subprocess.Popen([sys.executable, "-m", "feeds", "build", "--config", str(config), "--no-cache"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def children() -> list[int]:
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as handle:
+                        fields = handle.read().rsplit(")", 1)[1].split()
+                    with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                        cmdline = handle.read()
+                except OSError:
+                    continue
+                if str(config).encode() in cmdline or int(fields[1]) == proc.pid:
+                    pids.append(int(entry))
+        return [p for p in pids if p != proc.pid]
+
+    workers: list[int] = []
+    deadline = time.monotonic() + 20
+    while not workers and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        workers = children()
+    time.sleep(0.3)  # let the pool finish starting its workers
+    workers = children() or workers
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if not workers:
+        pytest.skip("the build finished before its workers could be seen")
+    def running(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/status", "rb") as handle:
+                return b"(zombie)" not in handle.read()
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and any(running(p) for p in workers):
+        time.sleep(0.2)
+    alive = [p for p in workers if running(p)]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)  # clean up what the test itself started
+    assert not alive, f"workers outlived the killed build: {alive}"
