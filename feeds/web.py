@@ -160,8 +160,9 @@ class LiveSite:
             old = self.snapshot
             new = build_snapshot(self.config, self.cache, old)
             self.snapshot = new  # one reference assignment: atomic for readers
+        known = set(old.state.problems)
         for problem in new.state.problems:
-            if problem not in set(old.state.problems):
+            if problem not in known:
                 log.warning("%s", problem)
         log.info("reloaded: %d posts, %d files", len(new.state.catalog.articles), len(new.files))
         if self.on_swap:
