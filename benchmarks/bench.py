@@ -150,10 +150,10 @@ def ad_block(synth: Synth) -> str:
     return (
         "\n            <!-- " + synth.cjk_word() + " start -->\n"
         "            <style>\n"
-        "            .appendQr_wrap&#123;border:1px solid #E6E6E6;padding:8px;&#125;\n"
-        "            .appendQr_normal&#123;float:left;&#125;\n"
-        "            .appendQr_normal img&#123;width:74px;&#125;\n"
-        "            .appendQr_normal_txt&#123;float:left;font-size:20px;line-height:74px;padding-left:20px;color:#333;&#125;\n"
+        "            .appendQr_wrap&#123;margin:12px 0;border:2px dashed #ccc;&#125;\n"
+        "            .appendQr_normal&#123;display:inline-block;&#125;\n"
+        "            .appendQr_normal img&#123;height:80px;&#125;\n"
+        "            .appendQr_normal_txt&#123;display:inline-block;color:#555;font-size:18px;&#125;\n"
         "            </style>\n"
         '            <div class="clearfix appendQr_wrap">\n'
         f'                <div class="appendQr_normal"><img src="{QR_IMG}" referrerpolicy="no-referrer"></div>\n'
