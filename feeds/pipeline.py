@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from . import __version__
 from .collect import find_sources, parse_post_bytes, MAX_FILE_BYTES

@@ -319,6 +319,23 @@ def _is_placeholder_src(src: str | None, policy: Policy) -> bool:
     return bool(_PLACEHOLDER_FILE.search(parts.path))
 
 
+def drops_with_content(name: str, attrs, stack, policy: Policy, selectors, base_url: str) -> bool:
+    """Is this element removed together with everything inside it? (both engines)"""
+    if name in DROP_WITH_CONTENT:
+        if name == "iframe" and policy.iframe_hosts:
+            return not iframe_allowed(attrs.get("src", ""), base_url, policy.iframe_hosts)
+        return True
+    if attrs:
+        if "hidden" in attrs:
+            return True
+        if attrs.get("aria-hidden") == "true" and name in ("div", "section", "aside"):
+            return True
+        style = attrs.get("style")
+        if style and _HIDING_STYLE.search(style):
+            return True
+    return bool(selectors) and any(selector_matches(sel, stack) for sel in selectors)
+
+
 class StructureFilter(html5lib_shim.Filter):
     """Removes elements with their content and rewrites URLs; see module doc."""
 
@@ -330,18 +347,7 @@ class StructureFilter(html5lib_shim.Filter):
         self.dropped_images: set[str] = set()  # image URLs inside removed elements
 
     def _drop(self, name: str, attrs: dict[str, str], stack) -> bool:
-        if name in DROP_WITH_CONTENT:
-            if name == "iframe" and self.policy.iframe_hosts:
-                return not iframe_allowed(attrs.get("src", ""), self.base_url, self.policy.iframe_hosts)
-            return True
-        if "hidden" in attrs:
-            return True
-        if attrs.get("aria-hidden") == "true" and name in ("div", "section", "aside"):
-            return True
-        style = attrs.get("style")
-        if style and _HIDING_STYLE.search(style):
-            return True
-        return any(selector_matches(sel, stack) for sel in self.selectors)
+        return drops_with_content(name, attrs, stack, self.policy, self.selectors, self.base_url)
 
     def _rewrite(self, token, name: str) -> None:
         data = token.get("data")

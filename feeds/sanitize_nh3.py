@@ -19,9 +19,7 @@ from lxml import etree
 from .sanitize import (
     _BLOCK_TAGS,
     _BREAKING_SPACE,
-    _CONTENT_TAGS,
     _EMPTY_DROPPABLE,
-    _HIDING_STYLE,
     ALLOWED_ATTRIBUTES,
     ALLOWED_PROTOCOLS,
     ALLOWED_TAGS,
@@ -34,9 +32,8 @@ from .sanitize import (
     Policy,
     _is_placeholder_src,
     absolutize,
-    iframe_allowed,
+    drops_with_content,
     limit_depth,
-    selector_matches,
     squeeze_blank_lines,
 )
 from .text import xml_safe
@@ -103,21 +100,7 @@ class Nh3Sanitizer:
         self.attributes["iframe"].discard("sandbox")
 
     def _drop(self, element, name: str, stack) -> bool:
-        if name in DROP_WITH_CONTENT:
-            if name == "iframe" and self.policy.iframe_hosts:
-                return not iframe_allowed(element.get("src", ""), self._base, self.policy.iframe_hosts)
-            return True
-        attrs = element.attrib
-        if not attrs:
-            return bool(self.selectors) and any(selector_matches(sel, stack) for sel in self.selectors)
-        if "hidden" in attrs:
-            return True
-        if attrs.get("aria-hidden") == "true" and name in ("div", "section", "aside"):
-            return True
-        style = attrs.get("style")
-        if style and _HIDING_STYLE.search(style):
-            return True
-        return bool(self.selectors) and any(selector_matches(sel, stack) for sel in self.selectors)
+        return drops_with_content(name, element.attrib, stack, self.policy, self.selectors, self._base)
 
     def _rewrite(self, element, name: str) -> None:
         attrs = element.attrib

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Callable, Iterable
+from typing import Callable
 
 from flask import Flask, Response, abort, request
 

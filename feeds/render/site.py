@@ -21,7 +21,7 @@ from typing import Callable, Iterator
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from ..catalog import KIND_AUTHOR, KIND_CATEGORY, KIND_SITE, KIND_TAG, Catalog, Feed, category_chain
+from ..catalog import KIND_CATEGORY, KIND_SITE, KIND_TAG, Catalog, Feed, category_chain
 from .. import __version__
 from ..config import Config
 from ..model import Article
