@@ -537,6 +537,15 @@ class TidyFilter(html5lib_shim.Filter):
         return "".join(self.text_parts)
 
 
+def prepare_body(body: str) -> tuple[str, tuple[str, ...]]:
+    """What both engines do first: XML-forbidden characters out, depth limited."""
+    body = xml_safe(body)
+    body, deepest = limit_depth(body)
+    if deepest > MAX_DEPTH:
+        return body, (f"body nests HTML {deepest} levels deep: tags below level {MAX_DEPTH} were removed, their text kept",)
+    return body, ()
+
+
 class BleachSanitizer:
     """The policy on bleach: one parser and serializer, reused for every body."""
 
@@ -561,11 +570,9 @@ class BleachSanitizer:
         )
 
     def clean(self, body: str, base_url: str) -> CleanBody:
-        body = xml_safe(body)
+        body, notes = prepare_body(body)
         if not body.strip():
             return CleanBody("", "", None)
-        body, deepest = limit_depth(body)
-        notes = (f"body nests HTML {deepest} levels deep: tags below level {MAX_DEPTH} were removed, their text kept",) if deepest > MAX_DEPTH else ()
         dom = self.parser.parseFragment(body)
         structure = StructureFilter(self.walker(dom), self.policy, self.selectors, base_url)
         stream = BleachSanitizerFilter(

@@ -25,7 +25,6 @@ from .sanitize import (
     ALLOWED_TAGS,
     DROP_WITH_CONTENT,
     LAZY_SRC_ATTRIBUTES,
-    MAX_DEPTH,
     URL_ATTRIBUTES,
     _SPACE_RUN,
     CleanBody,
@@ -33,7 +32,7 @@ from .sanitize import (
     _is_placeholder_src,
     absolutize,
     drops_with_content,
-    limit_depth,
+    prepare_body,
     squeeze_blank_lines,
 )
 from .text import xml_safe
@@ -127,11 +126,9 @@ class Nh3Sanitizer:
                     del attrs[attr]
 
     def clean(self, body: str, base_url: str) -> CleanBody:
-        body = xml_safe(body)
+        body, notes = prepare_body(body)
         if not body.strip():
             return CleanBody("", "", None)
-        body, deepest = limit_depth(body)
-        notes = (f"body nests HTML {deepest} levels deep: tags below level {MAX_DEPTH} were removed, their text kept",) if deepest > MAX_DEPTH else ()
         self._base = base_url
         try:
             document = etree.fromstring("<html><body><div>" + body + "</div></body></html>", _PARSER)

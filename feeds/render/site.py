@@ -235,10 +235,6 @@ class SiteRenderer:
             body = xmlfeeds.assemble(header, fragments)
         return Resource(body, CONTENT_TYPES[fmt], updated, fmt)
 
-    def render_feed(self, feed: Feed) -> Iterator[tuple[str, Resource]]:
-        for pending in self.plan_feed(feed):
-            yield pending.path, pending.render()
-
     @property
     def stylesheet_path(self) -> str | None:
         # an absolute URL: browsers apply XSLT only from the feed's own origin
@@ -413,7 +409,3 @@ class SiteRenderer:
 
 def _stylesheet() -> bytes:
     return resources.files("feeds").joinpath("static/feed.xsl").read_bytes()
-
-
-def render_site(config: Config, catalog: Catalog) -> Iterator[tuple[str, Resource]]:
-    return SiteRenderer(config, catalog).render()
