@@ -28,6 +28,7 @@ from .pipeline import Cache, LoadResult, load_articles
 from .render.site import Pending, Resource, SiteRenderer
 
 MANIFEST_SUFFIX = ".manifest.json"
+MANIFEST_FORMAT = 2  # path → [key, digest, kind, last modified]
 GZIP_KINDS = ("atom", "rss", "json", "html", "opml", "xsl")
 GZIP_MIN_BYTES = 512
 
@@ -88,35 +89,105 @@ def _builds_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.builds"
 
 
-def _safe_join(root: Path, site_path: str) -> Path:
+def _safe_relative(site_path: str) -> str:
     relative = site_path.lstrip("/")
     parts = relative.split("/")
     if any(p in ("", ".", "..") for p in parts) or "\x00" in relative:
         raise OutputError(f"refusing to write unsafe path {site_path!r}")
-    return root.joinpath(*parts)
+    return relative
+
+
+def _safe_join(root: Path, site_path: str) -> Path:
+    return root / _safe_relative(site_path)
 
 
 def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=20).hexdigest()
 
 
-def _load_manifest(build: Path) -> dict[str, list[str]]:
-    """path → [input key, content digest] of a previous build ({} if unusable)."""
+def _manifest_file(build: Path) -> Path:
+    return build.with_name(build.name + MANIFEST_SUFFIX)
+
+
+def _load_manifest(build: Path) -> dict[str, list]:
+    """path → [input key, content digest, kind, last modified] of a build ({} if unusable).
+
+    The "" entry holds the build options.
+    """
     try:
-        with open(build.with_name(build.name + MANIFEST_SUFFIX), encoding="utf-8") as handle:
+        with open(_manifest_file(build), encoding="utf-8") as handle:
             data = json.load(handle)
     except (OSError, ValueError):
         return {}
     if not isinstance(data, dict):
         return {}
-    return {k: v for k, v in data.items() if isinstance(v, list) and len(v) == 2}
+    return {k: v for k, v in data.items() if isinstance(v, list) and (len(v) == 4 or k == "")}
 
 
-def write_tree(out: Path, resources: Iterable[Pending | tuple[str, Resource]], *, gzip_siblings: bool = False) -> WriteReport:
-    """Write every file under a fresh build folder, then switch `out` to it.
+def _write_manifest(build: Path, manifest: dict[str, list]) -> None:
+    tmp = build.with_name(build.name + MANIFEST_SUFFIX + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    os.replace(tmp, _manifest_file(build))
 
-    A file whose key (or, once rendered, whose bytes) equals the previous
-    build's is hard-linked from it instead of rendered and written again.
+
+def _current_build(out: Path) -> Path | None:
+    if not out.is_symlink():
+        return None
+    target = Path(os.readlink(out))
+    build = target if target.is_absolute() else (out.parent / target)
+    return build if build.is_dir() else None
+
+
+def _new_name() -> str:
+    return time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.perf_counter_ns() % 1000000:06d}"
+
+
+def _find_spare(builds: Path, live: Path | None, options: list) -> tuple[Path, dict[str, list]] | None:
+    """An earlier, complete, no longer published build to update in place."""
+    try:
+        entries = sorted(builds.iterdir(), key=lambda p: p.name, reverse=True)
+    except OSError:
+        return None
+    for entry in entries:
+        if entry.name.endswith(MANIFEST_SUFFIX) or entry.name.startswith("previous-folder-") or not entry.is_dir() or entry.is_symlink():
+            continue
+        if live is not None and entry.name == live.name:
+            continue
+        manifest = _load_manifest(entry)
+        if manifest.get("") == options:
+            return entry, manifest
+    return None
+
+
+class _Lock:
+    """One build at a time per output folder (a CLI build beside a live server's builder)."""
+
+    def __init__(self, builds: Path):
+        import fcntl
+
+        self._fcntl = fcntl
+        self.handle = open(builds / ".lock", "a+b")
+
+    def __enter__(self):
+        self._fcntl.flock(self.handle, self._fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        self._fcntl.flock(self.handle, self._fcntl.LOCK_UN)
+        self.handle.close()
+
+
+def write_tree(out: Path, resources: Iterable[Pending | tuple[str, Resource]], *, gzip_siblings: bool = False, spare: bool = True) -> WriteReport:
+    """Make `out` a complete, current build, switched in with one atomic rename.
+
+    Two build folders alternate. The published one is never touched; the
+    other (the build before it) is renamed and brought up to date in place:
+    a file whose input key it already has stays as it is, one the published
+    build has is hard-linked from there, and only the rest is rendered and
+    written. A small change therefore costs little however large the site.
+    Files are replaced, never rewritten, so an inode shared by both builds
+    is never changed under a reader.
     """
     started = time.perf_counter()
     report = WriteReport()
@@ -124,91 +195,181 @@ def write_tree(out: Path, resources: Iterable[Pending | tuple[str, Resource]], *
     builds = _builds_dir(out)
     try:
         builds.mkdir(parents=True, exist_ok=True)
+        lock = _Lock(builds)
     except OSError as exc:
         raise OutputError(f"{builds}: cannot create build folder: {exc.strerror}") from None
+    with lock:
+        _write_tree_locked(out, builds, resources, gzip_siblings, spare, report)
+    report.seconds = time.perf_counter() - started
+    return report
 
-    previous: Path | None = None
-    if out.is_symlink():
-        target = Path(os.readlink(out))
-        previous = target if target.is_absolute() else (out.parent / target)
-        if not previous.is_dir():
-            previous = None
+
+def _write_tree_locked(out: Path, builds: Path, resources, gzip_siblings: bool, make_spare: bool, report: WriteReport) -> None:
+    previous = _current_build(out)
     old_manifest = _load_manifest(previous) if previous else {}
-    options = ["options", f"gzip={int(gzip_siblings)}"]
+    options = ["options", f"gzip={int(gzip_siblings)}", f"format={MANIFEST_FORMAT}"]
+    if old_manifest.get("") != options:
+        old_manifest = {}
 
-    if previous is not None and old_manifest.get("") == options:
-        items = [_as_pending(item) for item in resources]
-        if len(items) == len(old_manifest) - 1 and all(
-            item.key and old_manifest.get(item.path, ("",))[0] == item.key for item in items
-        ):
-            # nothing changed: the published tree stays as it is, untouched
-            report.files = report.skipped = len(items)
-            report.target = previous
-            report.up_to_date = True
-            report.seconds = time.perf_counter() - started
-            return report
-        resources = items
+    items = [_as_pending(item) for item in resources] if old_manifest else resources
+    if old_manifest and len(items) == len(old_manifest) - 1 and all(
+        item.key and old_manifest.get(item.path, ("",))[0] == item.key for item in items
+    ):
+        # nothing changed: the published tree stays as it is, untouched
+        report.files = report.skipped = len(items)
+        report.target = previous
+        report.up_to_date = True
+        return
 
-    name = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.perf_counter_ns() % 1000000:06d}"
-    build = builds / name
-    manifest: dict[str, list[str]] = {}
+    build = builds / _new_name()
+    found = _find_spare(builds, previous, options)
+    in_place: dict[str, list] = {}
     try:
-        build.mkdir()
-        made_dirs: set[Path] = {build}
+        if found is not None:
+            spare_dir, in_place = found
+            # from here on the folder is work in progress: without a manifest
+            # it is never mistaken for a complete build, even after a crash
+            _manifest_file(spare_dir).unlink()
+            os.rename(spare_dir, build)
+        else:
+            build.mkdir()
+        manifest = _fill(build, previous, old_manifest, in_place, items, gzip_siblings, report)
         manifest[""] = options
-        for item in resources:
-            item = _as_pending(item)
-            site_path = item.path
-            path = _safe_join(build, site_path)
-            if path.parent not in made_dirs:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                made_dirs.add(path.parent)
-            report.files += 1
-            old = old_manifest.get(site_path)
-            if item.key and old is not None and old[0] == item.key and _link_all(previous, build, site_path, path, gzip_siblings, report):
-                manifest[site_path] = old
-                report.skipped += 1
-                continue
-            resource = item.render()
-            digest = _digest(resource.body)
-            manifest[site_path] = [item.key, digest]
-            report.bytes += len(resource.body)
-            siblings = [(path, resource.body, site_path)]
-            if gzip_siblings and resource.kind in GZIP_KINDS and len(resource.body) >= GZIP_MIN_BYTES:
-                siblings.append((path.with_name(path.name + ".gz"), None, site_path + ".gz"))
-            for file, body, key in siblings:
-                if previous is not None and old is not None and old[1] == digest:
-                    try:
-                        os.link(_safe_join(previous, key), file)
-                        report.linked += 1
-                        continue
-                    except OSError:
-                        pass  # not there or another file system: write it
-                data = body if body is not None else gzip.compress(resource.body, compresslevel=9, mtime=0)
-                with open(file, "wb") as handle:
-                    handle.write(data)
-                if resource.last_modified is not None:
-                    # web servers send the file's mtime as Last-Modified: make it
-                    # the newest entry's, as `feeds serve` does
-                    stamp = resource.last_modified.timestamp()
-                    os.utime(file, (stamp, stamp))
-                report.written += 1
-        with open(build.with_name(build.name + MANIFEST_SUFFIX), "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, ensure_ascii=False, sort_keys=True)
+        _write_manifest(build, manifest)
         _switch(out, build, report)
     except OSError as exc:
         shutil.rmtree(build, ignore_errors=True)
-        build.with_name(build.name + MANIFEST_SUFFIX).unlink(missing_ok=True)
+        _manifest_file(build).unlink(missing_ok=True)
         where = getattr(exc, "filename", None) or build
         raise OutputError(f"{where}: cannot write output ({exc.strerror or exc}); the previous output is unchanged") from None
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
-        build.with_name(build.name + MANIFEST_SUFFIX).unlink(missing_ok=True)
+        _manifest_file(build).unlink(missing_ok=True)
         raise
     _prune(builds, keep={build, previous} if previous else {build})
+    if make_spare and previous is None:
+        # the first build also lays out the folder the next build will update
+        # in place (directories and hard links only), so that no later build
+        # has to make a whole tree
+        try:
+            _clone(build, builds / (_new_name() + "-spare"), manifest)
+        except OSError:
+            pass  # only an optimization: the next build makes a tree of its own
     report.target = build
-    report.seconds = time.perf_counter() - started
-    return report
+
+
+def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, gzip_siblings: bool, report: WriteReport) -> dict[str, list]:
+    root = str(build)
+    prev_root = str(previous) if previous is not None else None
+    manifest: dict[str, list] = {}
+    for item in items:
+        item = _as_pending(item)
+        site_path = item.path
+        relative = _safe_relative(site_path)
+        target = root + "/" + relative
+        report.files += 1
+        here = in_place.pop(site_path, None)
+        if item.key and here is not None and here[0] == item.key:
+            manifest[site_path] = here
+            report.skipped += 1
+            continue
+        before = old.get(site_path)
+        if item.key and before is not None and before[0] == item.key and prev_root is not None:
+            if _link_from(prev_root, relative, target, gzip_siblings):
+                manifest[site_path] = before
+                report.skipped += 1
+                report.linked += 1
+                continue
+        resource = item.render()
+        digest = _digest(resource.body)
+        stamp = resource.last_modified.timestamp() if resource.last_modified is not None else None
+        manifest[site_path] = [item.key, digest, resource.kind, stamp]
+        report.bytes += len(resource.body)
+        if here is not None and here[1] == digest and here[3] == stamp:
+            continue  # the same bytes are already in place
+        if before is not None and before[1] == digest and before[3] == stamp and prev_root is not None:
+            if _link_from(prev_root, relative, target, gzip_siblings):
+                report.linked += 1
+                continue
+        _write_file(target, resource.body, stamp)
+        _remove(target + ".gz")
+        if gzip_siblings and resource.kind in GZIP_KINDS and len(resource.body) >= GZIP_MIN_BYTES:
+            _write_file(target + ".gz", gzip.compress(resource.body, compresslevel=9, mtime=0), stamp)
+        report.written += 1
+    for site_path in in_place:
+        if site_path:
+            relative = _safe_relative(site_path)
+            _remove(root + "/" + relative)
+            _remove(root + "/" + relative + ".gz")
+            _remove_empty_parents(root, relative)
+    return manifest
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _remove_empty_parents(root: str, relative: str) -> None:
+    parts = relative.split("/")[:-1]
+    while parts:
+        try:
+            os.rmdir(root + "/" + "/".join(parts))
+        except OSError:
+            return  # not empty (or already gone)
+        parts.pop()
+
+
+def _write_file(target: str, data: bytes, stamp: float | None) -> None:
+    # replace, never overwrite: the old inode may be shared with the published build
+    _remove(target)
+    try:
+        handle = open(target, "xb")
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        handle = open(target, "xb")
+    with handle:
+        handle.write(data)
+    if stamp is not None:
+        # web servers send the file's mtime as Last-Modified: make it the
+        # newest entry's, as `feeds serve` does
+        os.utime(target, (stamp, stamp))
+
+
+def _link_from(prev_root: str, relative: str, target: str, gzip_siblings: bool) -> bool:
+    """Hard-link a file (and its .gz, if it has one) from the published build; False if not possible."""
+    source = prev_root + "/" + relative
+    _remove(target)
+    try:
+        os.link(source, target)
+    except FileNotFoundError:
+        if not os.path.exists(source):
+            return False
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.link(source, target)
+    except OSError:
+        return False
+    _remove(target + ".gz")
+    if gzip_siblings:
+        try:
+            os.link(source + ".gz", target + ".gz")
+        except FileNotFoundError:
+            pass  # too small or not a text kind: published without one
+    return True
+
+
+def _clone(build: Path, spare: Path, manifest: dict[str, list]) -> None:
+    """A copy of `build` made of hard links, with its manifest."""
+    made: set[str] = set()
+    root, spare_root = str(build), str(spare)
+    for dirpath, dirnames, filenames in os.walk(root):
+        relative = dirpath[len(root) :]
+        os.mkdir(spare_root + relative)
+        for name in filenames:
+            os.link(dirpath + "/" + name, spare_root + relative + "/" + name)
+    _write_manifest(spare, manifest)
 
 
 def _as_pending(item: Pending | tuple[str, Resource]) -> Pending:
@@ -216,30 +377,6 @@ def _as_pending(item: Pending | tuple[str, Resource]) -> Pending:
         site_path, ready = item
         return Pending(site_path, "", lambda ready=ready: ready)
     return item
-
-
-def _link_all(previous: Path | None, build: Path, site_path: str, path: Path, gzip_siblings: bool, report: WriteReport) -> bool:
-    """Hard-link a file (and its .gz) from the previous build; False if that is not possible."""
-    if previous is None:
-        return False
-    source = _safe_join(previous, site_path)
-    names = [(source, path)]
-    gz = source.with_name(source.name + ".gz")
-    if gzip_siblings:
-        if not gz.exists():
-            return False
-        names.append((gz, path.with_name(path.name + ".gz")))
-    done = []
-    try:
-        for old, new in names:
-            os.link(old, new)
-            done.append(new)
-    except OSError:
-        for new in done:
-            new.unlink(missing_ok=True)
-        return False
-    report.linked += len(names)
-    return True
 
 
 def _switch(out: Path, build: Path, report: WriteReport) -> None:
@@ -260,7 +397,7 @@ def _switch(out: Path, build: Path, report: WriteReport) -> None:
 
 
 def _prune(builds: Path, keep: set[Path]) -> None:
-    """Remove older builds; the one just replaced stays for readers still in it."""
+    """Remove every build but the published one and the one before it (the next spare)."""
     keep_names = {p.name for p in keep if p}
     try:
         entries = list(builds.iterdir())
@@ -268,7 +405,7 @@ def _prune(builds: Path, keep: set[Path]) -> None:
         return
     for entry in entries:
         base = entry.name[: -len(MANIFEST_SUFFIX)] if entry.name.endswith(MANIFEST_SUFFIX) else entry.name
-        if base in keep_names or base.startswith("previous-folder-") or entry.name == "last-build.json":
+        if base in keep_names or base.startswith("previous-folder-") or entry.name in ("last-build.json", ".lock"):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)

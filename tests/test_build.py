@@ -71,6 +71,14 @@ def test_deleted_post_disappears(site):
     assert not any("one" in p for p in tree(config.output.dir) if p.startswith("posts/"))
 
 
+def assert_only_complete_builds(builds):
+    """No half-written folder is left behind: the published build and at most one spare."""
+    folders = [p for p in builds.iterdir() if p.is_dir()]
+    assert 1 <= len(folders) <= 2, folders
+    for folder in folders:
+        assert (builds / (folder.name + ".manifest.json")).is_file(), f"{folder.name} has no manifest: a partial build was left"
+
+
 def test_failure_mid_build_keeps_previous_output(site):
     _, config = site
     build(config)
@@ -83,8 +91,7 @@ def test_failure_mid_build_keeps_previous_output(site):
     with pytest.raises(KeyboardInterrupt):
         write_tree(config.output.dir, exploding())
     assert tree(config.output.dir) == before
-    builds = config.output.dir.parent / ".public.builds"
-    assert len([p for p in builds.iterdir() if p.is_dir()]) == 1
+    assert_only_complete_builds(config.output.dir.parent / ".public.builds")
 
 
 def test_full_disk_is_a_clear_error_and_keeps_previous(site, monkeypatch):
@@ -101,7 +108,7 @@ def test_full_disk_is_a_clear_error_and_keeps_previous(site, monkeypatch):
     real_open = builtins.open
 
     def filling_open(file, mode="r", *args, **kwargs):
-        if "w" in mode:
+        if any(flag in mode for flag in "wxa"):
             calls["n"] += 1
             if calls["n"] > 3:
                 raise OSError(errno.ENOSPC, "No space left on device", str(file))
@@ -112,7 +119,7 @@ def test_full_disk_is_a_clear_error_and_keeps_previous(site, monkeypatch):
         build(config)
     monkeypatch.undo()
     assert tree(config.output.dir) == before
-    assert len([p for p in (config.output.dir.parent / ".public.builds").iterdir() if p.is_dir()]) == 1
+    assert_only_complete_builds(config.output.dir.parent / ".public.builds")
 
 
 def test_output_under_a_file_is_a_clear_error(site, tmp_path):

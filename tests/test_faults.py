@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds.build import build_in_memory, render_resources, run_pipeline, write_tree
+from feeds.build import build_in_memory, plan_site, render_resources, run_pipeline, write_tree
 
 from conftest import make_config, post_text, write_post
 
@@ -122,7 +122,13 @@ def test_cache_is_never_stale(tmp_path):
         state = run_pipeline(config)
         warm = {p: r.body for p, r in render_resources(config, state)}
         _, cold = build_in_memory(config)  # no cache at all
-        assert warm == {p: r.body for p, r in cold.items()}
+        expected = {p: r.body for p, r in cold.items()}
+        assert warm == expected
+        # the written tree too: the spare folder is updated in place, so a
+        # stale or leftover file would show here
+        write_tree(config.output.dir, plan_site(config, state))
+        written = {"/" + p.relative_to(config.output.dir).as_posix(): p.read_bytes() for p in config.output.dir.rglob("*") if p.is_file()}
+        assert written == expected
         return state
 
     check()
