@@ -116,19 +116,46 @@ def _process_batch(batch: list[tuple[bytes, str, str, str]], job: Job) -> list[O
     return [process_source(raw, Path(path), rel, display, job) for raw, path, rel, display in batch]
 
 
-@lru_cache(maxsize=1)
-def code_fingerprint() -> str:
-    """A digest of this package's source: a cache never outlives the code that filled it."""
+# The modules that decide what a post becomes (an Outcome). The cache is
+# keyed by their source, so a release that changes only rendering or serving
+# keeps every sanitized post; tests check this list against their imports.
+PROCESS_MODULES = ("pipeline.py", "config.py", "collect.py", "normalize.py", "sanitize.py", "sanitize_nh3.py", "text.py", "model.py", "slug.py")
+PROCESS_LIBRARIES = ("bleach", "nh3", "PyYAML", "python-frontmatter", "lxml")
+
+
+def _digest_files(names) -> str:
     digest = hashlib.blake2b(digest_size=16)
     package = Path(__file__).parent
-    for file in sorted(package.rglob("*.py")):
-        digest.update(file.relative_to(package).as_posix().encode())
+    for name in names:
+        file = package / name
+        digest.update(name.encode())
         digest.update(file.read_bytes())
     return digest.hexdigest()
 
 
+@lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """A digest of this package's source: output keys never outlive the code that rendered them."""
+    package = Path(__file__).parent
+    return _digest_files(sorted(f.relative_to(package).as_posix() for f in package.rglob("*") if f.is_file() and f.suffix in (".py", ".html", ".xsl")))
+
+
+@lru_cache(maxsize=1)
+def process_fingerprint() -> str:
+    """A digest of what turns a post into an Outcome: that code and the libraries it leans on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = []
+    for name in PROCESS_LIBRARIES:
+        try:
+            versions.append(f"{name}={version(name)}")
+        except PackageNotFoundError:
+            versions.append(f"{name}=absent")
+    return _digest_files(PROCESS_MODULES) + ";" + ",".join(versions)
+
+
 def _job_fingerprint(job: Job) -> str:
-    return hashlib.blake2b(pickle.dumps((CACHE_FORMAT, __version__, code_fingerprint(), job)), digest_size=16).hexdigest()
+    return hashlib.blake2b(pickle.dumps((CACHE_FORMAT, __version__, process_fingerprint(), job)), digest_size=16).hexdigest()
 
 
 class Cache:

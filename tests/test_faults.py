@@ -208,3 +208,28 @@ def test_killed_build_leaves_no_worker_processes(tmp_path):
     for pid in alive:
         os.kill(pid, signal.SIGKILL)  # clean up what the test itself started
     assert not alive, f"workers outlived the killed build: {alive}"
+
+
+def test_cache_key_covers_every_module_a_post_goes_through():
+    """The cache is keyed by PROCESS_MODULES' source: a module they import but the list
+    misses could change what a post becomes without invalidating the cache."""
+    import ast
+
+    from feeds import pipeline
+
+    package = Path(pipeline.__file__).parent
+    seen, todo = set(), list(pipeline.PROCESS_MODULES)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse((package / name).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                modules = [node.module] if node.module else [alias.name for alias in node.names]
+                for module in modules:
+                    candidate = module.split(".")[0] + ".py"
+                    if (package / candidate).is_file():
+                        todo.append(candidate)
+    assert seen <= set(pipeline.PROCESS_MODULES), f"imported but not in PROCESS_MODULES: {sorted(seen - set(pipeline.PROCESS_MODULES))}"
