@@ -24,6 +24,7 @@ from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
 from bleach import html5lib_shim
+from bleach._vendor.html5lib import _inputstream
 from bleach.sanitizer import BleachSanitizerFilter
 
 from .text import xml_safe
@@ -546,6 +547,91 @@ def prepare_body(body: str) -> tuple[str, tuple[str, ...]]:
     return body, ()
 
 
+# A cheap superset of html5lib's invalid-codepoint class: one range for every
+# non-BMP character instead of 32 single code points, which sre tests one by
+# one for each character of every body (a third of a millisecond a post).
+_MAYBE_INVALID_CODEPOINT = re.compile("[\x01-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff\U0001fffe-\U0010ffff]")
+
+
+class _TagMemory:
+    """bleach's InputStreamWithMemory, without a Python call per character.
+
+    bleach remembers the text since the last '<' so that a malformed tag can
+    be given back as text. Its wrapper appends every character the tokenizer
+    reads to a list; here the tokenizer reads the html5lib stream directly and
+    the same text is cut out of the stream's chunk only when it is asked for.
+    The remembered text is `kept` plus chunk[mark:chunkOffset]; ungets and
+    chunk changes (both rare) fold the pending part into `kept`.
+    """
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.char = inner.char
+        self.charsUntil = inner.charsUntil
+        self.position = inner.position
+        self.errors = inner.errors
+        self._kept = ""
+        self._mark = 0
+        read_chunk = inner.readChunk
+
+        def readChunk(chunkSize=None):
+            # only called once the rest of the chunk has been consumed
+            self._kept += inner.chunk[self._mark :]
+            self._mark = 0
+            return read_chunk(chunkSize)
+
+        inner.readChunk = readChunk
+        count_invalid = inner.characterErrorsUCS4
+
+        def report(data):
+            if _MAYBE_INVALID_CODEPOINT.search(data):
+                count_invalid(data)
+
+        if inner.reportCharacterErrors == count_invalid:
+            inner.reportCharacterErrors = report
+
+    def reset(self):
+        inner = self._inner
+        self._kept += inner.chunk[self._mark : inner.chunkOffset]
+        self._mark = 0
+        inner.reset()
+        self.errors = inner.errors
+
+    @property
+    def charEncoding(self):
+        return self._inner.charEncoding
+
+    @property
+    def changeEncoding(self):
+        return self._inner.changeEncoding
+
+    def unget(self, char):
+        inner = self._inner
+        remembered = self._kept + inner.chunk[self._mark : inner.chunkOffset]
+        inner.unget(char)
+        # bleach drops the last remembered character even for EOF
+        self._kept = remembered[:-1]
+        self._mark = inner.chunkOffset
+
+    def start_tag(self):
+        self._kept = "<"
+        self._mark = self._inner.chunkOffset
+
+    def get_tag(self):
+        inner = self._inner
+        return self._kept + inner.chunk[self._mark : inner.chunkOffset]
+
+
+class _Parser(html5lib_shim.BleachHTMLParser):
+    """bleach's parser with a cheaper input stream (same tokens)."""
+
+    def reset(self):
+        super().reset()
+        tokenizer = getattr(self, "tokenizer", None)
+        if tokenizer is not None and not isinstance(tokenizer.stream, _TagMemory):
+            tokenizer.stream = _TagMemory(tokenizer.stream._inner_stream)
+
+
 class BleachSanitizer:
     """The policy on bleach: one parser and serializer, reused for every body."""
 
@@ -556,7 +642,7 @@ class BleachSanitizer:
         self.selectors = policy.selectors
         # the parser must know every tag StructureFilter acts on (see module doc)
         parse_tags = ALLOWED_TAGS | DROP_WITH_CONTENT | {"font", "center", "section", "article", "header", "footer", "aside", "nav", "main", "address", "label", "picture"}
-        self.parser = html5lib_shim.BleachHTMLParser(
+        self.parser = _Parser(
             tags=parse_tags, strip=True, consume_entities=False, namespaceHTMLElements=False
         )
         self.walker = html5lib_shim.getTreeWalker("etree")
