@@ -168,40 +168,92 @@ def check(config_path, strict) -> None:
 @click.option("--port", default=None, type=click.IntRange(0, 65535), help="Port (default: [server] port).")
 @click.option("--workers", default=None, type=click.IntRange(1, 64), help="Worker processes (default: [server] workers).")
 def serve(config_path, host, port, workers) -> None:
-    """Serve the site live with granian (a production server), reloading on change."""
+    """Serve the site live with granian (a production server), rebuilding on change.
+
+    This process builds the tree once in the foreground, starts granian as
+    a child (its workers serve the tree from disk), then stays as the one
+    builder: it watches the posts and rebuilds and switches the tree.
+    """
+    import logging
+    import signal
+    import subprocess
+    import threading
+
     config = _load(config_path)
     host = host or config.server.host
     port = config.server.port if port is None else port
     workers = workers or config.server.workers
-    from .build import run_pipeline
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    from .build import OutputError
+    from .builder import Builder
 
-    # Report problems once, here, before the workers start; this also fills
-    # the build cache, so the workers start without sanitizing again.
+    builder = Builder(config, echo=lambda line: click.echo(line, err=True))
     progress = Progress()
     try:
-        state = run_pipeline(config, progress=progress)
+        result = builder.build(progress=progress)
+    except OutputError as exc:
+        click.echo(f"{exc}", err=True)
+        sys.exit(EXIT_PROBLEMS)
     finally:
         progress.close()
-    errors, warnings = _report(state.problems)
+    errors, warnings = _report(result.state.problems)
+    for note in result.report.notes:
+        click.echo(f"note: {note}", err=True)
+    catalog = result.state.catalog
+    reload_note = f"rebuild on change every {config.server.reload_seconds:g}s" if config.server.reload_seconds > 0 else "no rebuilds ([server] reload_seconds = 0)"
     click.echo(
-        f"serving {len(state.catalog.articles)} posts in {len(state.catalog.feeds)} feeds at http://{host}:{port}/ "
-        f"({errors} errors, {warnings} warnings; reload every {config.server.reload_seconds:g}s; site url {config.site.url})",
+        f"serving {len(catalog.articles)} posts in {len(catalog.feeds)} feeds from {config.output.dir} at http://{host}:{port}/ "
+        f"({errors} errors, {warnings} warnings; built in {result.seconds:.1f}s; {reload_note}; site url {config.site.url})",
         err=True,
     )
-    os.environ["FEEDS_CONFIG"] = str(resolve_config_path(config_path).resolve())
-    from granian import Granian
-    from granian.constants import Interfaces
+    env = dict(os.environ, FEEDS_CONFIG=str(resolve_config_path(config_path).resolve()))
+    parent = os.getpid()
 
-    server = Granian(
-        "feeds.web:app_from_env",
-        address=host,
-        port=port,
-        interface=Interfaces.WSGI,
-        workers=workers,
-        factory=True,
-        log_access=False,
+    def die_with_parent() -> None:
+        # a killed `feeds serve` (SIGKILL included) must not leave granian running
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent:
+            os._exit(1)
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "feeds.web", host, str(port), str(workers)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
     )
-    server.serve()
+    stop = threading.Event()
+
+    def on_signal(signum, frame) -> None:
+        stop.set()
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+        if builder.busy:
+            raise SystemExit(0)  # a rebuild in progress is abandoned; write_tree leaves the tree as it was
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        if config.server.reload_seconds > 0:
+            builder.run(stop, config.server.reload_seconds, alive=lambda: server.poll() is None)
+        else:
+            while server.poll() is None and not stop.wait(1.0):
+                pass
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(5)
+        builder.save_cache()
+    if not stop.is_set() and server.returncode:
+        sys.exit(server.returncode)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,15 @@
-"""Watch a source folder from a separate process; print a line when it changes.
+"""The builder's change detector: a stat stamp of every post.
 
-The live server runs this instead of polling in its own process: statting
-ten thousand files holds the GIL for tens of milliseconds every few seconds,
-which shows up as latency spikes for requests. Here it costs the server
-nothing until something changes. The watcher exits when its parent does.
+Taken by the builder process (feeds/builder.py) every `[server]
+reload_seconds`, never by a server worker: statting ten thousand files
+holds the GIL for tens of milliseconds, which would show up as request
+latency. Any write changes the ctime, and a replaced file has a new inode,
+so an edit that keeps size and mtime is still seen.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import time
 from pathlib import Path
 
 from .collect import find_sources
@@ -25,27 +24,5 @@ def stamp(source: Path, pattern: str) -> tuple:
         except OSError:
             continue
         out.append((rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    out.extend(("problem", str(p)) for p in problems)
     return tuple(out)
-
-
-def main(argv: list[str]) -> int:
-    source, pattern, interval = Path(argv[0]), argv[1], float(argv[2])
-    parent = os.getppid()
-    last = stamp(source, pattern)
-    # the server built its site before this process started: let it compare
-    # once, so a change made in between is not missed
-    print("changed", flush=True)
-    while os.getppid() == parent:
-        time.sleep(interval)
-        current = stamp(source, pattern)
-        if current != last:
-            last = current
-            try:
-                print("changed", flush=True)
-            except BrokenPipeError:
-                return 0
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

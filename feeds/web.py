@@ -1,237 +1,96 @@
-"""The live server: a Flask app whose published files are served from memory.
+"""The live server: the published tree, served from disk like nginx would.
 
-`create_app(config)` builds the site once, then keeps it current: a
-background thread polls the source folder every `[server] reload_seconds`,
-rebuilds through the content-keyed cache (unchanged posts are not
-processed again) and swaps the new Snapshot in with one reference
-assignment, so a request sees the old site or the new one, never a mix.
+Granian's workers run `app_from_env`, which never runs the pipeline: they
+follow the `[output] dir` link to the current build, load its manifest and
+serve files from the build folder (feeds/served.py). The one builder
+process of `feeds serve` (feeds/builder.py) rebuilds the tree when posts
+change and switches the link; a worker sees the new build within
+`served.CHECK_INTERVAL`, and every response is the old build's file or the
+new build's, whole, with the ETag of exactly those bytes.
 
 Published files go through `StaticFastPath`, a plain WSGI layer in front of
-Flask: a dict lookup, precomputed headers and precompressed gzip bodies,
-conditional GET. Everything else (query-filtered feeds, 404 pages,
-redirects) is ordinary Flask.
+Flask: a manifest lookup, headers from the manifest, bodies from a bounded
+hot cache or the disk. Everything else (query-filtered feeds, 404 pages,
+redirects, 405) is ordinary Flask.
+
+`create_app(config)` called directly (tests, embedding) builds the tree in
+this process first and can keep it current with a thread; see LiveSite.
 """
 
 from __future__ import annotations
 
-import gzip
+import functools
 import hashlib
 import logging
 import os
-import subprocess
 import sys
 import threading
-import time
-from dataclasses import dataclass, field
+from collections import OrderedDict
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Callable
+from typing import NamedTuple
 
 from flask import Flask, Response, abort, request
 
-from .build import SiteState, run_pipeline
 from .config import Config
-from .pipeline import Cache, make_job
-from .render.site import PAGE_CSP, Resource, SiteRenderer
-from .collect import find_sources
+from .served import Build, Entry, SiteFiles
 
 log = logging.getLogger("feeds.web")
 
-FEED_KINDS = ("atom", "rss", "json", "opml")
-GZIP_MIN_BYTES = 256
-
-
-@dataclass(frozen=True)
-class Served:
-    """One published file with everything a response needs, computed once."""
-
-    body: bytes
-    etag: str
-    headers: tuple[tuple[str, str], ...]  # shared by 200 and 304
-    last_modified: datetime | None
-    kind: str
-    _packed: list = field(default_factory=list, compare=False, repr=False)
-
-    @property
-    def gzipped(self) -> bytes | None:
-        """The gzip body, compressed on first demand and then kept (never per request).
-
-        Compressing every file up front would make a large site start slowly
-        and hold a second copy of files nobody asks for compressed.
-        """
-        if not self._packed:
-            packed = None
-            if len(self.body) >= GZIP_MIN_BYTES:
-                candidate = gzip.compress(self.body, compresslevel=6, mtime=0)
-                if len(candidate) < len(self.body):
-                    packed = candidate
-            self._packed.append(packed)
-        return self._packed[0]
+# The renderer's values (feeds/render/site.py), repeated so that a worker
+# does not import the renderer and the pipeline behind it.
+PAGE_CSP = "default-src 'none'; img-src http: https: data:; media-src http: https:; style-src 'unsafe-inline'; frame-src https:; base-uri 'none'; form-action 'none'"
+CONTENT_TYPES = {
+    "atom": "application/atom+xml; charset=utf-8",
+    "rss": "application/rss+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+    "html": "text/html; charset=utf-8",
+    "opml": "text/x-opml; charset=utf-8",
+    "xsl": "text/xsl; charset=utf-8",
+}
+CORS_KINDS = ("atom", "rss", "json", "opml", "xsl")
+ATTEMPTS = 3  # reads of a file that changed under us before answering 503
+FILTERED_MEMO = 64
 
 
 def _http_date(moment: datetime) -> str:
     return format_datetime(moment.astimezone(timezone.utc).replace(microsecond=0), usegmt=True)
 
 
-def serve_entry(resource: Resource, max_age: int) -> Served:
-    digest = hashlib.blake2b(resource.body, digest_size=12).hexdigest()
-    etag = f'"{digest}"'
+@functools.lru_cache(maxsize=8192)
+def file_headers(kind: str, last_modified: float | None, max_age: int) -> tuple[tuple[str, str], ...]:
+    """Headers shared by a file's 200 and 304 answers (ETag and length aside)."""
     headers = [
-        ("Content-Type", resource.content_type),
+        ("Content-Type", CONTENT_TYPES[kind]),
         ("Cache-Control", f"public, max-age={max_age}"),
         ("Vary", "Accept-Encoding"),
         ("X-Content-Type-Options", "nosniff"),
     ]
-    if resource.kind in FEED_KINDS or resource.kind == "xsl":
+    if kind in CORS_KINDS:
         headers.append(("Access-Control-Allow-Origin", "*"))
-    if resource.kind == "html":
+    if kind == "html":
         headers.append(("Content-Security-Policy", PAGE_CSP))
         headers.append(("Referrer-Policy", "no-referrer"))
-    if resource.last_modified is not None:
-        headers.append(("Last-Modified", _http_date(resource.last_modified)))
-    last = resource.last_modified.replace(microsecond=0) if resource.last_modified else None
-    return Served(resource.body, etag, tuple(headers), last, resource.kind)
+    if last_modified is not None:
+        headers.append(("Last-Modified", _http_date(datetime.fromtimestamp(last_modified, timezone.utc))))
+    return tuple(headers)
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """An immutable published site: path → Served, plus what made it."""
-
-    files: dict[str, Served]
-    state: SiteState
-    renderer: SiteRenderer
-    built_at: float
-    source_stamp: tuple
-    keys: dict[str, str] = field(default_factory=dict)  # path → input key of its Served
-
-
-def _source_stamp(config: Config) -> tuple:
-    """Cheap change detector: every matching file's name, size and mtime."""
-    found, problems = find_sources(config.source.dir, config.source.pattern)
-    stamp = []
-    for path, rel in found:
-        try:
-            st = path.stat()
-        except OSError:
-            continue
-        stamp.append((rel, st.st_size, st.st_mtime_ns))
-    return tuple(stamp)
-
-
-def build_snapshot(config: Config, cache: Cache | None = None, previous: Snapshot | None = None) -> Snapshot:
-    """Run the pipeline; files whose key is unchanged are taken over from `previous`."""
-    stamp = _source_stamp(config)
-    state = run_pipeline(config, cache=cache)
-    renderer = SiteRenderer(config, state.catalog)
-    files: dict[str, Served] = {}
-    keys: dict[str, str] = {}
-    old_files = previous.files if previous else {}
-    old_keys = previous.keys if previous else {}
-    for pending in renderer.plan():
-        keys[pending.path] = pending.key
-        if old_keys.get(pending.path) == pending.key and pending.path in old_files:
-            files[pending.path] = old_files[pending.path]
-        else:
-            files[pending.path] = serve_entry(pending.render(), config.server.max_age)
-    renderer.release()  # the entry fragments live on inside the served bytes
-    return Snapshot(files=files, state=state, renderer=renderer, built_at=time.time(), source_stamp=stamp, keys=keys)
-
-
-class LiveSite:
-    """Holds the current Snapshot and replaces it when the posts change."""
-
-    def __init__(self, config: Config, on_swap: Callable[[Snapshot, Snapshot], None] | None = None):
-        self.config = config
-        # the build cache on disk: a restart (or `feeds build` before it)
-        # means no post is sanitized twice
-        self.cache = Cache(config.build.cache_dir, make_job(config))
-        self.snapshot = build_snapshot(config, self.cache)
-        self.on_swap = on_swap
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def refresh(self) -> bool:
-        """Rebuild if the posts changed; True when a new snapshot was swapped in."""
-        with self._lock:
-            stamp = _source_stamp(self.config)
-            if stamp == self.snapshot.source_stamp:
-                return False
-            old = self.snapshot
-            new = build_snapshot(self.config, self.cache, old)
-            self.snapshot = new  # one reference assignment: atomic for readers
-        known = set(old.state.problems)
-        for problem in new.state.problems:
-            if problem not in known:
-                log.warning("%s", problem)
-        log.info("reloaded: %d posts, %d files", len(new.state.catalog.articles), len(new.files))
-        if self.on_swap:
-            try:
-                self.on_swap(old, new)
-            except Exception:  # a failing hook must not stop reloading
-                log.exception("after-reload hook failed")
-        return True
-
-    def start(self) -> None:
-        interval = self.config.server.reload_seconds
-        if interval <= 0 or self._thread is not None:
-            return
-        self._watcher = None
-        try:
-            self._watcher = subprocess.Popen(
-                [sys.executable, "-m", "feeds.watch", str(self.config.source.dir), self.config.source.pattern, str(interval)],
-                stdout=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
-            )
-        except OSError:
-            log.warning("cannot start the watcher process; polling in this process instead")
-
-        def refresh_safely() -> None:
-            try:
-                self.refresh()
-            except Exception:  # keep serving the last good site
-                log.exception("reload failed; still serving the previous version")
-
-        def follow_watcher() -> None:
-            # a blocking read: no GIL held while nothing changes
-            for _line in self._watcher.stdout:
-                if self._stop.is_set():
-                    break
-                refresh_safely()
-
-        def poll() -> None:
-            while not self._stop.wait(interval):
-                refresh_safely()
-
-        target = follow_watcher if self._watcher is not None else poll
-        self._thread = threading.Thread(target=target, name="feeds-reload", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        watcher = getattr(self, "_watcher", None)
-        if watcher is not None and watcher.poll() is None:
-            watcher.terminate()
-            try:
-                watcher.wait(5)
-            except subprocess.TimeoutExpired:
-                watcher.kill()
-
-
-def _etag_matches(header: str, etags: tuple[str, ...]) -> bool:
+def _etag_match(header: str, etags: tuple[str, ...]) -> str | None:
+    """The first of `etags` that If-None-Match names (or etags[0] for `*`), else None."""
     header = header.strip()
     if header == "*":
-        return True
+        return etags[0]
     for candidate in header.split(","):
         candidate = candidate.strip()
         if candidate.startswith("W/"):
             candidate = candidate[2:]
         if candidate in etags:
-            return True
-    return False
+            return candidate
+    return None
 
 
-def _not_modified_since(header: str, last_modified: datetime | None) -> bool:
+def _not_modified_since(header: str, last_modified: float | None) -> bool:
     if last_modified is None:
         return False
     try:
@@ -242,7 +101,10 @@ def _not_modified_since(header: str, last_modified: datetime | None) -> bool:
         return False
     if since.tzinfo is None:
         since = since.replace(tzinfo=timezone.utc)
-    return last_modified <= since
+    try:
+        return int(last_modified) <= since.timestamp()
+    except (OverflowError, ValueError, OSError):
+        return False
 
 
 def _accepts_gzip(header: str) -> bool:
@@ -268,86 +130,154 @@ def decode_path(environ) -> str:
         return raw
 
 
-def resolve(files: dict[str, Served], path: str) -> tuple[str | None, str | None]:
-    """→ (key of the file to serve, or None; a redirect location, or None)."""
-    if path in files:
-        return path, None
-    if path.endswith("/"):
-        key = path + "index.html"
-        return (key, None) if key in files else (None, None)
-    if path + "/index.html" in files:
-        return None, path + "/"
-    return None, None
+def serve_file(site: SiteFiles, build: Build, path: str, entry: Entry, environ, start_response, max_age: int, status: str = "200 OK"):
+    """Answer with one published file; None when its bytes are no longer in the build folder."""
+    head_only = environ.get("REQUEST_METHOD") == "HEAD"
+    last_modified = build.last_modified(path, entry)
+    headers = list(file_headers(entry.kind, last_modified, max_age))
+    etags = (f'"{entry.digest}"', f'"{entry.digest}-gz"')
+    wants_gzip = _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
+    inm = environ.get("HTTP_IF_NONE_MATCH") if status.startswith("200") else None
+    if inm is not None:
+        matched = _etag_match(inm, etags[::-1] if wants_gzip else etags)
+        if matched is not None:
+            # answered from the manifest alone: no need to read the file
+            headers.append(("ETag", matched))
+            start_response("304 Not Modified", [h for h in headers if h[0] != "Content-Type"])
+            return [b""]
+    item = site.read(build, path, entry)
+    if item is None:
+        return None
+    payload = item.body
+    gz = site.hot.gzipped(item) if wants_gzip else None
+    etag = etags[1] if gz is not None else etags[0]
+    headers.append(("ETag", etag))
+    if inm is None and status.startswith("200"):
+        ims = environ.get("HTTP_IF_MODIFIED_SINCE")
+        if ims is not None and _not_modified_since(ims, last_modified):
+            start_response("304 Not Modified", [h for h in headers if h[0] != "Content-Type"])
+            return [b""]
+    if gz is not None:
+        payload = gz
+        headers.append(("Content-Encoding", "gzip"))
+    headers.append(("Content-Length", str(len(payload))))
+    start_response(status, headers)
+    return [b""] if head_only else [payload]
 
 
 class StaticFastPath:
-    """WSGI middleware: published files straight from the snapshot."""
+    """WSGI middleware: published files straight from the build folder."""
 
-    def __init__(self, live: LiveSite, fallback):
-        self.live = live
+    def __init__(self, site: SiteFiles, max_age: int, fallback):
+        self.site = site
+        self.max_age = max_age
         self.fallback = fallback
 
     def __call__(self, environ, start_response):
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD") or environ.get("QUERY_STRING"):
             return self.fallback(environ, start_response)
-        files = self.live.snapshot.files
-        key, _redirect = resolve(files, decode_path(environ))
-        if key is None:
-            return self.fallback(environ, start_response)
-        return respond(files[key], environ, start_response, method == "HEAD")
+        path = decode_path(environ)
+        site = self.site
+        for _ in range(ATTEMPTS):
+            build = site.current()
+            if build is None:
+                break
+            key, _redirect = build.resolve(path)
+            if key is None:
+                break
+            answer = serve_file(site, build, key, build.files[key], environ, start_response, self.max_age)
+            if answer is not None:
+                return answer
+            site.refresh(wait=True)  # the folder moved on: follow the link now
+        return self.fallback(environ, start_response)
 
 
-def respond(served: Served, environ, start_response, head_only: bool, body: bytes | None = None):
-    """200 or 304 for one Served file (or a filtered `body` in its place)."""
-    payload = served.body if body is None else body
-    etag = served.etag
-    wants_gzip = body is None and _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
-    gzipped = served.gzipped if wants_gzip else None
-    use_gzip = gzipped is not None
-    etags = (etag, etag[:-1] + '-gz"')
-    current_etag = etags[1] if use_gzip else etag
-    inm = environ.get("HTTP_IF_NONE_MATCH")
-    if inm is not None:
-        not_modified = _etag_matches(inm, etags)
-    else:
-        ims = environ.get("HTTP_IF_MODIFIED_SINCE")
-        not_modified = ims is not None and _not_modified_since(ims, served.last_modified)
-    headers = list(served.headers)
-    headers.append(("ETag", current_etag))
-    if not_modified:
-        start_response("304 Not Modified", [h for h in headers if h[0] != "Content-Type"])
-        return [b""]
-    if use_gzip:
-        payload = gzipped
-        headers.append(("Content-Encoding", "gzip"))
-    headers.append(("Content-Length", str(len(payload))))
-    start_response("200 OK", headers)
-    return [b""] if head_only else [payload]
+class Snapshot(NamedTuple):
+    """What a LiveSite publishes now: the last in-process build's state, and the files."""
+
+    state: object
+    files: object
 
 
-def create_app(config: Config, *, live: LiveSite | None = None, start_reloader: bool = True) -> Flask:
-    """The application factory: no state at import time, thin views."""
+class LiveSite:
+    """create_app's in-process mode: build here, then serve the tree; a thread can keep it current.
+
+    `feeds serve` does not use this: its workers only read, and one builder
+    process per server rebuilds (feeds/builder.py, feeds/cli.py).
+    """
+
+    def __init__(self, config: Config, site: SiteFiles | None = None):
+        from .builder import Builder
+
+        self.config = config
+        self.site = site or SiteFiles(config.output.dir)
+        self.builder = Builder(config, keep_state=True)
+        self.builder.build()
+        self.site.refresh(wait=True)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.builder.state, self.site.files())
+
+    def refresh(self) -> bool:
+        """Rebuild if the posts changed; True when a new tree was switched in."""
+        result = self.builder.build_if_changed()
+        self.site.refresh(wait=True)
+        return result is not None and not result.report.up_to_date
+
+    def start(self) -> None:
+        interval = self.config.server.reload_seconds
+        if interval <= 0 or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self.builder.run, args=(self._stop, interval), name="feeds-builder", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        self.builder.save_cache()
+
+
+def create_app(config: Config, *, build: bool = True, start_reloader: bool = True, site: SiteFiles | None = None) -> Flask:
+    """The application factory: no state at import time, thin views.
+
+    build=False is the server worker: it serves whatever build the output
+    link names and never runs the pipeline. build=True (tests, embedding)
+    builds the tree here first, and with start_reloader also rebuilds it on
+    a thread when the posts change.
+    """
     app = Flask("feeds")
     app.config["FEEDS"] = config
-    if live is None:
-        hook = None
-        if config.websub.hub:
-            from .websub import Publisher
+    max_age = config.server.max_age
+    if site is None:
+        site = SiteFiles(config.output.dir)
+    app.extensions["feeds.site"] = site
+    if build:
+        live = LiveSite(config, site)
+        app.extensions["feeds.live"] = live
+        if live.builder.publisher is not None:
+            app.extensions["feeds.websub"] = live.builder.publisher
+        if start_reloader:
+            live.start()
+    memo: OrderedDict[tuple, bytes] = OrderedDict()
+    memo_lock = threading.Lock()
 
-            publisher = Publisher(config.websub.hub, config.site.base_url)
-            app.extensions["feeds.websub"] = publisher
-            hook = lambda old, new: publisher(old.files, new.files)  # noqa: E731
-        live = LiveSite(config, on_swap=hook)
-    app.extensions["feeds.live"] = live
-    if start_reloader:
-        live.start()
+    def not_found_page() -> Response:
+        headers = {"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff"}
+        build_now = site.current()
+        entry = build_now.files.get("/404.html") if build_now is not None else None
+        item = site.read(build_now, "/404.html", entry) if entry is not None else None
+        if item is None:
+            return Response("Not found. The feeds are listed at /opml.xml.\n", status=404, content_type="text/plain; charset=utf-8", headers=headers)
+        return Response(item.body, status=404, content_type=CONTENT_TYPES["html"], headers=headers)
 
     @app.errorhandler(404)
     def not_found(error):
-        snapshot = live.snapshot
-        body = snapshot.renderer.render_404(request.path)
-        return Response(body, status=404, content_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_CSP})
+        return not_found_page()
 
     @app.errorhandler(405)
     def not_allowed(error):
@@ -357,46 +287,114 @@ def create_app(config: Config, *, live: LiveSite | None = None, start_reloader: 
     def bad_request(error):
         return Response(f"Bad request: {error.description}\n", status=400, content_type="text/plain; charset=utf-8")
 
+    @app.errorhandler(503)
+    def unavailable(error):
+        return Response("The site is being published; try again in a moment.\n", status=503, content_type="text/plain; charset=utf-8", headers={"Retry-After": "1", "Cache-Control": "no-store"})
+
+    def filtered(build_now: Build, key: str, entry: Entry, fmt: str) -> Response:
+        from .query import QueryError, canonical_query, filtered_document
+
+        memo_key = (build_now.generation, key, canonical_query(request.args), request.args.get("filter"), request.args.get("filterout"))
+        with memo_lock:
+            body = memo.get(memo_key)
+            if body is not None:
+                memo.move_to_end(memo_key)
+        if body is None:
+            item = site.read(build_now, key, entry)
+            if item is None:
+                abort(503)
+
+            def read(path: str) -> bytes | None:
+                other = build_now.files.get(path)
+                found = site.read(build_now, path, other, keep=False) if other is not None else None
+                return found.body if found is not None else None
+
+            try:
+                body = filtered_document(key, fmt, item.body, read, request.args, base_url=config.site.base_url, items=config.feeds.items)
+            except QueryError as exc:
+                abort(400, description=str(exc))
+            with memo_lock:
+                memo[memo_key] = body
+                while len(memo) > FILTERED_MEMO:
+                    memo.popitem(last=False)
+        etag = '"q' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+        headers = list(file_headers(entry.kind, build_now.last_modified(key, entry), max_age))
+        headers.append(("ETag", etag))
+        inm = request.headers.get("If-None-Match")
+        if inm is not None and _etag_match(inm, (etag,)):
+            return Response(status=304, headers=[h for h in headers if h[0] != "Content-Type"])
+        headers.append(("Content-Length", str(len(body))))
+        return Response(b"" if request.method == "HEAD" else body, status=200, headers=headers, direct_passthrough=True)
+
     @app.route("/", defaults={"path": ""}, methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"])
     @app.route("/<path:path>", methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"])
     def published(path: str):
-        snapshot = live.snapshot
-        key, redirect_to = resolve(snapshot.files, request.path)
-        if key is None and redirect_to is None:
-            abort(404)
-        if request.method not in ("GET", "HEAD"):
-            abort(405)
-        if redirect_to is not None:
-            from .slug import url_quote
+        from .query import QueryError, parse, subscription_format
 
-            location = config.site.base_url + url_quote(redirect_to)
-            return Response(status=301, headers={"Location": location, "Cache-Control": f"public, max-age={config.server.max_age}"})
-        served = snapshot.files[key]
-        from .query import filtered_body, QueryError
+        for _ in range(ATTEMPTS):
+            build_now = site.current()
+            if build_now is None:
+                abort(503)
+            key, redirect_to = build_now.resolve(request.path)
+            if key is None and redirect_to is None:
+                abort(404)
+            if request.method not in ("GET", "HEAD"):
+                abort(405)
+            if redirect_to is not None:
+                from .slug import url_quote
 
-        try:
-            body = filtered_body(snapshot, key, served, request.args)
-        except QueryError as exc:
-            abort(400, description=str(exc))
-        environ = request.environ
+                location = config.site.base_url + url_quote(redirect_to)
+                return Response(status=301, headers={"Location": location, "Cache-Control": f"public, max-age={max_age}"})
+            entry = build_now.files[key]
+            try:
+                options = parse(request.args)
+            except QueryError as exc:
+                abort(400, description=str(exc))
+            if options is not None:
+                fmt = subscription_format(key, entry.kind)
+                if fmt is None:
+                    abort(400, description="limit, filter, filterout and brief apply to feed documents (atom.xml, rss.xml, feed.json) only")
+                return filtered(build_now, key, entry, fmt)
+            captured: dict = {}
 
-        captured = {}
+            def start_response(status, headers):
+                captured["status"] = status
+                captured["headers"] = headers
 
-        def start_response(status, headers):
-            captured["status"] = status
-            captured["headers"] = headers
+            chunks = serve_file(site, build_now, key, entry, request.environ, start_response, max_age)
+            if chunks is not None:
+                return Response(b"".join(chunks), status=captured["status"], headers=captured["headers"], direct_passthrough=True)
+            site.refresh(wait=True)
+        abort(503)
 
-        chunks = respond(served, environ, start_response, request.method == "HEAD", body)
-        return Response(b"".join(chunks), status=captured["status"], headers=captured["headers"], direct_passthrough=True)
-
-    app.wsgi_app = StaticFastPath(live, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = StaticFastPath(site, max_age, app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
 def app_from_env() -> Flask:
-    """Granian's factory target: the config named by FEEDS_CONFIG."""
+    """Granian's factory target: a reader of the tree named by FEEDS_CONFIG's [output] dir."""
     from .config import load_config
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     config = load_config(os.environ.get("FEEDS_CONFIG"))
-    return create_app(config)
+    return create_app(config, build=False, start_reloader=False)
+
+
+def run_granian(host: str, port: int, workers: int) -> None:
+    """Run granian in this process (the `feeds serve` builder starts it as a child)."""
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        "feeds.web:app_from_env",
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        factory=True,
+        log_access=False,
+    ).serve()
+
+
+if __name__ == "__main__":
+    run_granian(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))

@@ -24,13 +24,17 @@ SUBSCRIPTION_NAMES = ("atom.xml", "rss.xml", "feed.json")  # archive pages are n
 
 
 def changed_feeds(old: Mapping[str, object], new: Mapping[str, object]) -> list[str]:
-    """Site paths of subscription feed documents that are new or whose ETag changed."""
+    """Site paths of subscription documents that are new or whose bytes changed.
+
+    `old` and `new` are manifests (path → entry with `digest` and `kind`,
+    see feeds/served.py) of the builds before and after a switch.
+    """
     changed = []
-    for path, served in new.items():
-        if getattr(served, "kind", None) not in FEED_KINDS or path.rsplit("/", 1)[-1] not in SUBSCRIPTION_NAMES:
+    for path, entry in new.items():
+        if getattr(entry, "kind", None) not in FEED_KINDS or path.rsplit("/", 1)[-1] not in SUBSCRIPTION_NAMES:
             continue
         before = old.get(path)
-        if before is None or getattr(before, "etag", None) != getattr(served, "etag", None):
+        if before is None or getattr(before, "digest", None) != getattr(entry, "digest", None):
             changed.append(path)
     return sorted(changed)
 
@@ -54,7 +58,11 @@ def ping(hub: str, urls: Iterable[str], timeout: float = 5.0) -> list[tuple[str,
 
 
 class Publisher:
-    """Called after each reload with the old and new file maps."""
+    """Called by the builder after each switch with the old and new manifests.
+
+    There is one builder per `feeds serve`, so each change is announced
+    once, whatever the number of server workers.
+    """
 
     def __init__(self, hub: str, base_url: str):
         self.hub = hub
@@ -62,8 +70,8 @@ class Publisher:
         self.last: list[tuple[str, int | str]] = []
         self.done = threading.Event()
 
-    def __call__(self, old_files: Mapping[str, object], new_files: Mapping[str, object]) -> threading.Thread | None:
-        paths = changed_feeds(old_files, new_files)
+    def __call__(self, old: Mapping[str, object], new: Mapping[str, object]) -> threading.Thread | None:
+        paths = changed_feeds(old, new)
         if not paths:
             return None
         urls = [absolute_url(self.base_url, p) for p in paths]

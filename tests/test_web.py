@@ -1,21 +1,36 @@
-"""The live server's HTTP behaviour, through the WSGI app (no sockets)."""
+"""The live server's HTTP behaviour, through the WSGI app (no sockets).
+
+Most tests use a server worker as `feeds serve` runs it: the tree is
+built first (run_pipeline + write_tree, what `feeds build` and the builder
+do), then `create_app(config, build=False)` serves it from disk and never
+runs the pipeline. A few use the in-process mode (`create_app(config)`
+builds the tree itself).
+"""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
 import time
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from datetime import timedelta
+from pathlib import Path
 
 import feedparser
 from urllib.parse import unquote, urlsplit
 import pytest
 
-from feeds.build import build_in_memory
-from feeds.web import LiveSite, create_app
+from feeds.build import build_in_memory, plan_site, run_pipeline, write_tree
+from feeds.served import MANIFEST_SUFFIX, SiteFiles, link_target
+from feeds.web import create_app
 
-from conftest import make_config, post_text, write_post
+from conftest import REPO, make_config, post_text, write_post
 
 
 @pytest.fixture
@@ -27,10 +42,39 @@ def source(tmp_path):
     return folder
 
 
+def publish(config):
+    """What `feeds build` and the builder process do: build, write, switch the link."""
+    return write_tree(config.output.dir, plan_site(config, run_pipeline(config)), gzip_siblings=config.output.gzip)
+
+
+def worker_app(config, check_interval: float = 0.0):
+    """A server worker over the published tree (check_interval 0: follow every switch at once)."""
+    return create_app(config, build=False, site=SiteFiles(config.output.dir, check_interval=check_interval))
+
+
+def digest_of(body: bytes) -> str:
+    return hashlib.blake2b(body, digest_size=20).hexdigest()
+
+
+def assert_etag_matches(response) -> None:
+    """A 200's ETag names exactly the bytes sent (the gzip variant: the bytes before compression)."""
+    etag = response.headers["ETag"]
+    body = response.data
+    if response.headers.get("Content-Encoding") == "gzip":
+        assert etag.endswith('-gz"'), etag
+        body, etag = gzip.decompress(body), etag[:-4] + '"'
+    assert etag == f'"{digest_of(body)}"', (response.request.path, etag)
+
+
 @pytest.fixture
-def app(source, tmp_path):
-    config = make_config(source, tmp_path, server={"max_age": 120, "reload_seconds": 0})
-    return create_app(config, start_reloader=False)
+def config(source, tmp_path):
+    return make_config(source, tmp_path, server={"max_age": 120, "reload_seconds": 0})
+
+
+@pytest.fixture
+def app(config):
+    publish(config)
+    return worker_app(config)
 
 
 @pytest.fixture
@@ -45,6 +89,41 @@ def test_served_bytes_equal_built_files(app, client, source, tmp_path):
         response = client.get(url)
         assert response.status_code == 200, url
         assert response.data == resource.body, url
+        assert_etag_matches(response)
+        on_disk = Path(link_target(app.config["FEEDS"].output.dir)) / path.lstrip("/")
+        assert on_disk.read_bytes() == resource.body, path
+
+
+def test_a_worker_does_not_load_the_pipeline(config):
+    """What granian runs: app_from_env reads the tree and imports neither the pipeline nor the renderer."""
+    publish(config)
+    config_file = config.output.dir.parent / "worker.toml"
+    config_file.write_text(
+        f'[site]\ntitle = "T"\nurl = "http://127.0.0.1:8000"\n[source]\ndir = "{config.source.dir}"\n[output]\ndir = "{config.output.dir}"\n',
+        encoding="utf-8",
+    )
+    script = (
+        "import sys, feeds.web as w\n"
+        "app = w.app_from_env()\n"
+        "r = app.test_client().get('/atom.xml?limit=1')\n"
+        "assert r.status_code == 200, r.status_code\n"
+        # (Flask brings jinja2, and config validation feeds.sanitize for its selector check)
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('feedgen', 'yaml', 'frontmatter', 'dateutil') or m.startswith('feeds.render') or m in ('feeds.pipeline', 'feeds.build', 'feeds.builder', 'feeds.catalog', 'feeds.normalize', 'feeds.collect'))\n"
+        "print(heavy)\n"
+    )
+    env = dict(os.environ, FEEDS_CONFIG=str(config_file))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_renderer_constants_are_the_servers(client):
+    """web.py repeats two tables of the renderer so workers need not import it: they must agree."""
+    from feeds import web
+    from feeds.render import site
+
+    assert web.PAGE_CSP == site.PAGE_CSP
+    assert web.CONTENT_TYPES == site.CONTENT_TYPES
 
 
 @pytest.mark.parametrize(
@@ -92,12 +171,25 @@ def test_malformed_if_modified_since_is_ignored(client, header):
     assert client.get("/atom.xml", headers={"If-Modified-Since": header}).status_code == 200
 
 
-def test_gzip_when_accepted_and_precompressed(client):
+def test_gzip_when_accepted_and_compressed_once(app, client, monkeypatch):
+    import feeds.served
+
+    calls = []
+    real = feeds.served.gzip.compress
+    monkeypatch.setattr(feeds.served.gzip, "compress", lambda data, **kw: calls.append(len(data)) or real(data, **kw))
     plain = client.get("/categories/金融/atom.xml")
     packed = client.get("/categories/金融/atom.xml", headers={"Accept-Encoding": "br;q=1, gzip;q=0.8"})
     assert packed.headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(packed.data) == plain.data
     assert packed.headers["ETag"] != plain.headers["ETag"]
+    assert_etag_matches(plain)
+    assert_etag_matches(packed)
+    hot = app.extensions["feeds.site"].hot
+    item = hot.get(plain.headers["ETag"].strip('"'))
+    assert item is not None and item.gz is not None
+    for _ in range(3):
+        assert client.get("/categories/金融/atom.xml", headers={"Accept-Encoding": "gzip"}).data == packed.data == item.gz
+    assert calls == [len(plain.data)]
     assert client.get("/categories/金融/atom.xml", headers={"Accept-Encoding": "gzip;q=0"}).headers.get("Content-Encoding") is None
     again = client.get("/categories/金融/atom.xml", headers={"Accept-Encoding": "gzip", "If-None-Match": packed.headers["ETag"]})
     assert again.status_code == 304
@@ -109,11 +201,22 @@ def test_head_has_headers_and_no_body(client):
     assert int(response.headers["Content-Length"]) == len(client.get("/rss.xml").data)
 
 
-def test_unknown_paths_get_a_helpful_404(client):
+def test_unknown_paths_get_a_helpful_404(client, config):
     response = client.get("/categories/nope/atom.xml")
     assert response.status_code == 404
     assert "text/html" in response.headers["Content-Type"]
     assert b"opml.xml" in response.data
+    assert response.data == (Path(link_target(config.output.dir)) / "404.html").read_bytes()
+    assert response.headers["Cache-Control"] == "no-cache"
+
+
+def test_files_beside_the_manifest_are_not_served(client, config):
+    """Only what the manifest lists is published: a stray file in the build folder is a 404."""
+    folder = Path(link_target(config.output.dir))
+    (folder / "stray.txt").write_text("not published")
+    (folder / "categories" / "stray.xml").write_text("<x/>")
+    assert client.get("/stray.txt").status_code == 404
+    assert client.get("/categories/stray.xml").status_code == 404
 
 
 def test_category_folder_without_slash_redirects(client):
@@ -162,18 +265,32 @@ def test_query_on_a_page_is_400_not_500(client):
     assert client.get("/?utm_source=newsletter").status_code == 200
 
 
-def test_new_changed_and_deleted_posts_appear_after_refresh(source, tmp_path):
-    config = make_config(source, tmp_path, server={"reload_seconds": 0})
-    live = LiveSite(config)
-    client = create_app(config, live=live, start_reloader=False).test_client()
+def test_new_changed_and_deleted_posts_appear_after_a_build(source, config):
+    publish(config)
+    client = worker_app(config).test_client()
     assert len(feedparser.parse(client.get("/atom.xml").data).entries) == 3
-    assert live.refresh() is False  # nothing changed
     write_post(source, "tech/d.md", post_text(title="Brand new", categories=("编程", "开源", "资讯"), date="2021-03-04 10:00:00"))
     (source / "金融/a.md").unlink()
-    assert live.refresh() is True
+    assert len(feedparser.parse(client.get("/atom.xml").data).entries) == 3  # the worker never builds
+    publish(config)
     titles = [e.title for e in feedparser.parse(client.get("/atom.xml").data).entries]
     assert titles == ["Brand new", "Rust news", "Second & more"]
     assert client.get("/categories/金融/新浪财经/").status_code == 404
+
+
+def test_in_process_mode_builds_and_refreshes(source, tmp_path):
+    config = make_config(source, tmp_path, server={"reload_seconds": 0})
+    app = create_app(config, start_reloader=False)
+    live = app.extensions["feeds.live"]
+    client = app.test_client()
+    assert config.output.dir.is_symlink()
+    assert len(feedparser.parse(client.get("/atom.xml").data).entries) == 3
+    assert live.refresh() is False  # nothing changed
+    assert {a.title for a in live.snapshot.state.catalog.articles} == {"第一篇", "Second & more", "Rust news"}
+    assert live.snapshot.files["/atom.xml"].body == client.get("/atom.xml").data
+    write_post(source, "tech/d.md", post_text(title="Brand new", categories=("编程", "开源", "资讯"), date="2021-03-04 10:00:00"))
+    assert live.refresh() is True
+    assert feedparser.parse(client.get("/atom.xml").data).entries[0].title == "Brand new"
 
 
 def test_reloader_thread_picks_up_a_new_post(source, tmp_path):
@@ -182,7 +299,7 @@ def test_reloader_thread_picks_up_a_new_post(source, tmp_path):
     client = app.test_client()
     try:
         write_post(source, "tech/e.md", post_text(title="Live one", categories=("编程", "开源", "资讯"), date="2021-03-05 10:00:00"))
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 0.2 + 1 + 2  # reload_seconds + 1 s, and slack for a shared machine
         while time.monotonic() < deadline:
             if b"Live one" in client.get("/atom.xml").data:
                 break
@@ -219,6 +336,7 @@ def test_websub_hub_links_and_pings_only_for_changed_feeds(source, tmp_path):
         config = make_config(source, tmp_path, websub={"hub": hub_url}, server={"reload_seconds": 0})
         app = create_app(config, start_reloader=False)
         client = app.test_client()
+        assert "feeds.websub" not in worker_app(config).extensions  # workers never ping: the builder does, once
         atom = client.get("/atom.xml").data.decode()
         assert f'<link href="{hub_url}" rel="hub"/>' in atom and 'rel="self"' in atom
         assert f'<atom:link href="{hub_url}" rel="hub"/>' in client.get("/rss.xml").data.decode()
@@ -230,6 +348,8 @@ def test_websub_hub_links_and_pings_only_for_changed_feeds(source, tmp_path):
         paths = {unquote(urlsplit(u).path) for u in received}
         assert {"/atom.xml", "/rss.xml", "/feed.json", "/categories/编程/开源/资讯/atom.xml", "/categories/编程/atom.xml"} <= paths
         assert not any(p.startswith("/categories/金融") for p in paths)
+        assert len(received) == len(set(received))
+        assert not any(p.rsplit("/", 1)[-1].startswith(("atom-", "rss-", "feed-")) or p.endswith(".html") for p in paths)
     finally:
         hub.shutdown()
 
@@ -254,3 +374,240 @@ def test_rss_update_period_matches_max_age(client):
     sy = "{http://purl.org/rss/1.0/modules/syndication/}"
     assert channel.findtext("ttl") == "2"
     assert channel.findtext(sy + "updatePeriod") == "hourly" and channel.findtext(sy + "updateFrequency") == "30"
+
+
+# --------------------------------------------------------------- query parameters over archive pages
+
+
+@pytest.fixture
+def archived(tmp_path):
+    """Five posts, two per document: atom.xml holds two, atom-1.xml and atom-2.xml the rest."""
+    folder = tmp_path / "posts"
+    for i in range(5):
+        write_post(folder, f"g/p{i}.md", post_text(title=f"post {i}", date=f"2021-03-0{i + 1} 10:00:00", body=f"<p>body of post {i} " + "word " * 40 + "</p>"))
+    config = make_config(folder, tmp_path, feeds={"items": 2}, server={"reload_seconds": 0})
+    publish(config)
+    return worker_app(config).test_client()
+
+
+def test_limit_follows_the_archive_chain(archived):
+    full = feedparser.parse(archived.get("/atom.xml?limit=5").data)
+    assert [e.title for e in full.entries] == [f"post {i}" for i in (4, 3, 2, 1, 0)]
+    # the subscription document's entries carry the body, archive pages only summaries
+    assert [bool(e.get("content")) for e in full.entries] == [True, True, False, False, False]
+    assert not [l for l in full.feed.links if l.rel in ("prev-archive", "hub")]
+    assert [l.href for l in full.feed.links if l.rel == "self"] == ["http://127.0.0.1:8000/atom.xml?limit=5"]
+    items = json.loads(archived.get("/feed.json?limit=4").data)
+    assert [i["title"] for i in items["items"]] == ["post 4", "post 3", "post 2", "post 1"]
+    assert "next_url" not in items and items["feed_url"].endswith("/feed.json?limit=4")
+    rss = feedparser.parse(archived.get("/rss.xml?limit=1000").data)
+    assert len(rss.entries) == 5 and len({e.id for e in rss.entries}) == 5
+
+
+def test_filter_reaches_the_oldest_archive_page(archived):
+    oldest = feedparser.parse(archived.get("/rss.xml?filter=post%200").data)
+    assert [e.title for e in oldest.entries] == ["post 0"]
+    none = feedparser.parse(archived.get("/atom.xml?filter=nowhere").data)
+    assert none.entries == [] and not none.bozo
+    rest = feedparser.parse(archived.get("/atom.xml?filterout=post%204|post%203&limit=2").data)
+    assert [e.title for e in rest.entries] == ["post 2", "post 1"]
+    short = json.loads(archived.get("/feed.json?brief=6&limit=5").data)
+    assert all(len(i["summary"]) <= 6 for i in short["items"]) and len(short["items"]) == 5
+
+
+def test_query_on_an_archive_page_is_400(archived):
+    assert archived.get("/atom-1.xml?limit=1").status_code == 400
+    assert archived.get("/atom-1.xml?utm_source=x").status_code == 200
+
+
+# --------------------------------------------------------------- the manifest and the bytes on disk
+
+
+def _manifest_file(config) -> Path:
+    return Path(link_target(config.output.dir) + MANIFEST_SUFFIX)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temp = path.with_name(path.name + ".tmp")
+    temp.write_bytes(data)
+    os.replace(temp, path)
+
+
+def _switch(out: Path, folder: Path) -> None:
+    temp = out.with_name(out.name + ".switching")
+    temp.unlink(missing_ok=True)
+    os.symlink(os.path.relpath(folder, out.parent), temp)
+    os.replace(temp, out)
+
+
+def test_four_field_manifest_gives_kind_and_last_modified(config):
+    publish(config)
+    client = worker_app(config).test_client()
+    manifest_file = _manifest_file(config)
+    data = json.loads(manifest_file.read_text(encoding="utf-8"))
+    from feeds.served import _kind_from_name
+
+    moment = 1614567890.75
+    four = {"": data[""]}
+    for path, entry in data.items():
+        if path:
+            kind = _kind_from_name(path)
+            four[path] = [entry[0], entry[1], kind, None if kind == "xsl" or path == "/404.html" else moment]
+    _write_atomically(manifest_file, json.dumps(four).encode())
+    response = client.get("/atom.xml")
+    assert parsedate_to_datetime(response.headers["Last-Modified"]).timestamp() == int(moment)
+    assert client.get("/atom.xml", headers={"If-Modified-Since": response.headers["Last-Modified"]}).status_code == 304
+    assert "Last-Modified" not in client.get("/feed.xsl").headers
+    assert client.get("/categories/金融/").headers["Content-Type"] == "text/html; charset=utf-8"
+    # a kind the server does not know makes the manifest unusable: the loaded one stays in service
+    four["/opml.xml"][2] = "podcast"
+    four["/atom.xml"][3] = moment + 86400
+    _write_atomically(manifest_file, json.dumps(four).encode())
+    assert parsedate_to_datetime(client.get("/atom.xml").headers["Last-Modified"]).timestamp() == int(moment)
+
+
+def test_an_unusable_manifest_keeps_the_previous_build(config):
+    publish(config)
+    client = worker_app(config).test_client()
+    old_folder = Path(link_target(config.output.dir))
+    before = client.get("/atom.xml").data
+    new_folder = old_folder.with_name("handmade")
+    shutil.copytree(old_folder, new_folder)
+    new_manifest = Path(str(new_folder) + MANIFEST_SUFFIX)
+    new_manifest.write_text('{"/atom.xml": ["k", "', encoding="utf-8")  # cut short mid-write
+    _switch(config.output.dir, new_folder)
+    for _ in range(3):
+        response = client.get("/atom.xml")
+        assert response.status_code == 200 and response.data == before
+    changed = before.replace(b"Rust news", b"Rust NEWS")
+    _write_atomically(new_folder / "atom.xml", changed)
+    data = json.loads(Path(str(old_folder) + MANIFEST_SUFFIX).read_text(encoding="utf-8"))
+    data["/atom.xml"][1] = digest_of(changed)
+    _write_atomically(new_manifest, json.dumps(data).encode())
+    deadline = time.monotonic() + 2
+    while client.get("/atom.xml").data != changed:
+        assert time.monotonic() < deadline, "the repaired manifest was not picked up"
+        time.sleep(0.05)
+
+
+def test_bytes_that_disagree_with_the_manifest_are_never_served(config):
+    publish(config)
+    site = SiteFiles(config.output.dir, check_interval=0, cache_bytes=0)  # nothing cached: every GET reads the disk
+    client = create_app(config, build=False, site=site).test_client()
+    folder = Path(link_target(config.output.dir))
+    good = client.get("/rss.xml")
+    assert good.status_code == 200
+    _write_atomically(folder / "rss.xml", good.data.replace(b"Rust news", b"Tampered"))
+    bad = client.get("/rss.xml")
+    assert bad.status_code == 503 and b"Tampered" not in bad.data and "ETag" not in bad.headers
+    assert bad.headers["Retry-After"] == "1"
+    # a validator is still answered from the manifest: the client's copy is the published one
+    assert client.get("/rss.xml", headers={"If-None-Match": good.headers["ETag"]}).status_code == 304
+    (folder / "atom.xml").unlink()
+    assert client.get("/atom.xml").status_code == 503
+    _write_atomically(folder / "rss.xml", good.data)
+    assert client.get("/rss.xml").data == good.data
+
+
+def test_no_build_yet_is_503_then_served(config):
+    client = worker_app(config).test_client()
+    response = client.get("/atom.xml")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert client.get("/atom.xml?limit=1").status_code == 503
+    publish(config)
+    time.sleep(0.25)  # a missing link is looked for again after served.RETRY_UNUSABLE
+    assert client.get("/atom.xml").status_code == 200
+
+
+# --------------------------------------------------------------- builds switching under the readers
+
+
+def _site_versions(source, tmp_path):
+    """Three versions of the site's files: path → (bytes, kind, last_modified)."""
+    versions = []
+    for n in range(3):
+        write_post(source, "tech/churn.md", post_text(title=f"Churn {n}", categories=("编程", "开源", "资讯"), date=f"2021-03-1{n} 10:00:00", body="<p>" + "变化。" * (50 + 40 * n) + "</p>"))
+        config = make_config(source, tmp_path / f"v{n}")
+        _, files = build_in_memory(config)
+        versions.append({p: (r.body, r.kind, r.last_modified.timestamp() if r.last_modified else None) for p, r in files.items()})
+    return versions
+
+
+def _double_buffered_publish(out: Path, files: dict, slot: int) -> None:
+    """The writer protocol of build.py's double buffering: the inactive folder is
+    updated in place, each file by writing a temp file and renaming it; then its
+    manifest (also renamed into place); then the link is switched."""
+    folder = out.parent / f".{out.name}.builds" / f"slot-{slot}"
+    manifest = {"": ["options", "gzip=0"]}
+    for path, (body, kind, modified) in files.items():
+        target = folder / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(target, body)
+        manifest[path] = ["key", digest_of(body), kind, modified]
+    for stale in [p for p in folder.rglob("*") if p.is_file() and "/" + p.relative_to(folder).as_posix() not in files]:
+        stale.unlink()
+    _write_atomically(Path(str(folder) + MANIFEST_SUFFIX), json.dumps(manifest).encode())
+    _switch(out, folder)
+
+
+PATHS = ["/atom.xml", "/rss.xml", "/feed.json", "/categories/编程/atom.xml", "/", "/categories/编程/开源/资讯/", "/posts/tech/churn/", "/opml.xml"]
+
+
+def _hammer(app, stop: threading.Event, seen: dict, errors: list, index: int) -> None:
+    client = app.test_client()
+    n = index
+    while not stop.is_set():
+        path = PATHS[n % len(PATHS)]
+        headers = {"Accept-Encoding": "gzip"} if n % 3 == 0 else {}
+        n += 1
+        response = client.get(path, headers=headers)
+        seen[response.status_code] = seen.get(response.status_code, 0) + 1
+        if response.status_code == 200:
+            try:
+                assert_etag_matches(response)
+            except AssertionError as exc:
+                errors.append(str(exc))
+            if path == "/atom.xml":
+                seen.setdefault("atom etags", set()).add(response.headers["ETag"])
+        elif response.status_code not in (503,):
+            errors.append(f"{path}: {response.status_code}")
+
+
+@pytest.mark.parametrize("writer", ["double-buffered", "write_tree"])
+def test_etag_always_names_the_bytes_sent_while_builds_switch(source, tmp_path, writer):
+    config = make_config(source, tmp_path, server={"reload_seconds": 0})
+    if writer == "double-buffered":
+        versions = _site_versions(source, tmp_path)
+        _double_buffered_publish(config.output.dir, versions[0], 0)
+    else:
+        write_post(source, "tech/churn.md", post_text(title="Churn", categories=("编程", "开源", "资讯"), date="2021-03-10 10:00:00"))
+        publish(config)
+    # the production re-check interval, so a worker keeps using a manifest while its folder
+    # is rewritten; a small hot cache, so most answers are read from that folder
+    app = create_app(config, build=False, site=SiteFiles(config.output.dir, check_interval=0.1, cache_bytes=4096))
+    stop = threading.Event()
+    seen: dict = {}
+    errors: list[str] = []
+    readers = [threading.Thread(target=_hammer, args=(app, stop, seen, errors, i)) for i in range(3)]
+    for reader in readers:
+        reader.start()
+    switches = 0
+    try:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            switches += 1
+            if writer == "double-buffered":
+                # three versions over two folders: a folder's bytes change every time it is reused
+                _double_buffered_publish(config.output.dir, versions[switches % 3], switches % 2)
+                time.sleep(0.02)
+            else:
+                write_post(source, "tech/churn.md", post_text(title=f"Churn {switches}", categories=("编程", "开源", "资讯"), date="2021-03-10 10:00:00", body="<p>" + "变化。" * (20 * (switches % 7)) + "</p>"))
+                publish(config)
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join(10)
+    assert not errors, errors[:5]
+    assert seen.get(200, 0) > 100, seen
+    assert len(seen.get("atom etags", ())) >= 2, f"the readers never saw a switch ({switches} switches)"
+    assert seen.get(503, 0) < seen[200] / 10, seen

@@ -1,0 +1,151 @@
+"""The one builder of a live site: watch the posts, rebuild the tree, switch it.
+
+`feeds serve` runs exactly one Builder, in its own process (the `serve`
+command's, after the foreground build), while granian's workers only read
+the published tree (feeds/served.py). So the pipeline's memory lives in
+one process instead of every worker, a rebuild never pauses a request, and
+the WebSub hub hears about each change once.
+
+Each build is `run_pipeline` + `write_tree`, with one `Cache` kept in
+memory across builds: an edit re-processes only the posts whose bytes
+changed, and the tree writer renders only files whose inputs changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from . import watch
+from .build import SiteState, WriteReport, plan_site, run_pipeline, write_tree
+from .config import Config
+from .pipeline import Cache, make_job
+from .served import published_manifest
+
+log = logging.getLogger("feeds.builder")
+
+# Writing the whole cache (70 MB at 10,000 posts) after every small edit
+# would cost more than the edit's build; it is written once the posts have
+# been quiet for a poll and at least this long after the last write, and
+# on exit. Losing it only costs time.
+CACHE_SAVE_EVERY = 30.0
+
+
+@dataclass
+class BuildResult:
+    state: SiteState
+    report: WriteReport
+    new_problems: list[str]
+    seconds: float
+
+
+class Builder:
+    def __init__(self, config: Config, *, cache: Cache | None = None, keep_state: bool = False, echo: Callable[[str], None] | None = None):
+        self.config = config
+        self.cache = cache if cache is not None else Cache(config.build.cache_dir, make_job(config))
+        self.keep_state = keep_state
+        self.state: SiteState | None = None  # the last build's, only with keep_state
+        self.echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.stamp: tuple | None = None
+        self.problems: set[str] = set()
+        self.builds = 0
+        self.busy = False
+        self._cache_dir = self.cache.directory
+        self._unsaved = False
+        self._saved_at = time.monotonic()
+        self.publisher = None
+        if config.websub.hub:
+            from .websub import Publisher
+
+            self.publisher = Publisher(config.websub.hub, config.site.base_url)
+
+    def _stamp(self) -> tuple:
+        return watch.stamp(self.config.source.dir, self.config.source.pattern)
+
+    def changed(self) -> bool:
+        return self.stamp is None or self._stamp() != self.stamp
+
+    def build(self, progress: Callable[[int, int], None] | None = None) -> BuildResult:
+        """Build now and switch the output to it (or leave it, if nothing changed)."""
+        started = time.perf_counter()
+        self.busy = True
+        try:
+            # stamped before reading: an edit made during the build triggers the next one
+            stamp = self._stamp()
+            before = published_manifest(self.config.output.dir) if self.publisher else None
+            first = self.builds == 0
+            if not first:
+                self.cache.directory = None  # see CACHE_SAVE_EVERY
+            try:
+                state = run_pipeline(self.config, cache=self.cache, progress=progress)
+            finally:
+                self.cache.directory = self._cache_dir
+            if not first:
+                live = set(state.load.digests.values())
+                if len(self.cache.entries) != len(live) or not live.issuperset(self.cache.entries):
+                    # what Cache.save would drop: outcomes of posts that are gone or rewritten
+                    self.cache.entries = {k: v for k, v in self.cache.entries.items() if k in live}
+                self._unsaved = True
+            report = write_tree(self.config.output.dir, plan_site(self.config, state), gzip_siblings=self.config.output.gzip)
+            self.stamp = stamp
+            self.builds += 1
+            lines = {str(p) for p in state.problems}
+            new = sorted(lines - self.problems)
+            self.problems = lines
+            if self.publisher is not None and before is not None and not report.up_to_date:
+                # (no manifest before: a first publication, which no hub subscriber can be waiting for)
+                after = published_manifest(self.config.output.dir)
+                if after is not None:
+                    self.publisher(before, after)
+            self.state = state if self.keep_state else None
+            return BuildResult(state, report, new, time.perf_counter() - started)
+        finally:
+            self.busy = False
+
+    def build_if_changed(self) -> BuildResult | None:
+        if not self.changed():
+            return None
+        result = self.build()
+        if self.builds > 1:
+            for line in result.new_problems:
+                self.echo(line)
+            report = result.report
+            log.info(
+                "rebuilt in %.2fs: %d posts, %d files (%d rendered)%s",
+                result.seconds,
+                len(result.state.catalog.articles),
+                report.files,
+                report.files - report.skipped,
+                "" if not report.up_to_date else "; output unchanged",
+            )
+        return result
+
+    def save_cache(self) -> None:
+        if not self._unsaved:
+            return
+        error = self.cache.save(set(self.cache.entries))
+        if error:
+            log.warning("%s", error)
+        self._unsaved = False
+        self._saved_at = time.monotonic()
+
+    def poll(self) -> BuildResult | None:
+        """One round of the loop: rebuild on change; when quiet, maybe write the cache."""
+        try:
+            result = self.build_if_changed()
+        except Exception as exc:  # keep the published tree, try again next round
+            log.exception("rebuild failed; the published site is unchanged: %s", exc)
+            return None
+        if result is None and self._unsaved and time.monotonic() - self._saved_at >= CACHE_SAVE_EVERY:
+            self.save_cache()
+        return result
+
+    def run(self, stop: threading.Event, interval: float, alive: Callable[[], bool] = lambda: True) -> None:
+        while alive() and not stop.wait(interval):
+            if not alive():
+                break
+            self.poll()

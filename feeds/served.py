@@ -1,0 +1,387 @@
+"""The published tree as the live server reads it: from disk, the way nginx would.
+
+`feeds build` (and the builder process next to `feeds serve`) writes every
+file into a build folder, describes it in a manifest beside the folder
+(site path → [input key, content digest, kind, last_modified]) and then
+switches the output symlink to it. A server worker only follows that link:
+
+* `SiteFiles.current()` re-reads the link at most every `check_interval`
+  seconds and loads the manifest of the build it names. A manifest that
+  cannot be used (half written, unknown format) is retried shortly; the
+  previous build stays in service meanwhile.
+* Headers, ETags and 304s come from the manifest alone.
+* Bodies are read from the build folder and must hash to the manifest's
+  digest before a byte is sent. A build folder can be rewritten under a
+  worker (builds alternate between folders, and old ones are pruned), so a
+  missing or different file makes the worker re-read the link and try
+  again, never serve bytes its ETag does not describe.
+* A bounded LRU of hot bodies, keyed by digest (so a file unchanged
+  between builds stays cached across the switch), keeps the busy files in
+  memory; the gzip variant of each is made once, on first demand.
+
+Nothing here imports the pipeline: a worker's memory is this module, the
+manifest and the hot cache.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterator, Mapping, NamedTuple
+
+log = logging.getLogger("feeds.served")
+
+# The writer's names (feeds/build.py); repeated here so a worker does not
+# import the whole pipeline just for two strings.
+MANIFEST_SUFFIX = ".manifest.json"
+KINDS = ("atom", "rss", "json", "html", "opml", "xsl")
+DIGEST_HEX = 40  # blake2b-160
+
+CHECK_INTERVAL = 0.1
+RETRY_UNUSABLE = 0.2
+HOT_CACHE_BYTES = int(os.environ.get("FEEDS_HOT_CACHE_MB", "48")) * 1024 * 1024
+GZIP_MIN_BYTES = 256
+_UNSET = object()
+
+
+class Entry(NamedTuple):
+    digest: str
+    kind: str
+    last_modified: float | None  # POSIX seconds; None: no Last-Modified
+    from_mtime: bool = False  # two-field manifest: take Last-Modified from the file
+
+
+def digest_of(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=DIGEST_HEX // 2).hexdigest()
+
+
+def _kind_from_name(path: str) -> str | None:
+    """Kind of a file listed by a two-field manifest (written before kinds were recorded)."""
+    name = path.rsplit("/", 1)[-1]
+    if name.endswith(".html"):
+        return "html"
+    if name == "opml.xml":
+        return "opml"
+    if name.endswith(".xsl"):
+        return "xsl"
+    stem = name.split(".", 1)[0].split("-", 1)[0]
+    if name.endswith(".xml") and stem in ("atom", "rss"):
+        return stem
+    if name.endswith(".json") and stem == "feed":
+        return "json"
+    return None
+
+
+def _hex(value) -> bool:
+    return isinstance(value, str) and len(value) == DIGEST_HEX and all(c in "0123456789abcdef" for c in value)
+
+
+def parse_manifest(data) -> dict[str, Entry] | None:
+    """path → Entry, or None when this is not a manifest this code understands.
+
+    Four-field entries are the format; two-field ones ([key, digest]) are
+    what build.py wrote before kinds and times were recorded, and are still
+    read (kind from the name, Last-Modified from the file's mtime, which the
+    writer sets to the newest entry's time).
+    """
+    if not isinstance(data, dict):
+        return None
+    files: dict[str, Entry] = {}
+    for path, value in data.items():
+        if path == "":
+            continue  # build options
+        if not isinstance(path, str) or not path.startswith("/") or not isinstance(value, list):
+            return None
+        if len(value) == 4:
+            _key, digest, kind, modified = value
+            if not _hex(digest) or kind not in KINDS:
+                return None
+            if modified is not None and (isinstance(modified, bool) or not isinstance(modified, (int, float))):
+                return None
+            files[path] = Entry(digest, kind, None if modified is None else float(modified))
+        elif len(value) == 2:
+            digest = value[1]
+            kind = _kind_from_name(path)
+            if not _hex(digest):
+                return None
+            if kind is not None:
+                files[path] = Entry(digest, kind, None, True)
+        else:
+            return None
+    return files
+
+
+def read_manifest(file: str | Path) -> dict[str, Entry] | None:
+    try:
+        with open(file, "rb") as handle:
+            return parse_manifest(json.loads(handle.read()))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def link_target(out: str | Path) -> str | None:
+    """The build folder the output link names (absolute), or None."""
+    out = os.path.abspath(out)
+    try:
+        target = os.readlink(out)
+    except OSError:
+        return None
+    return os.path.normpath(os.path.join(os.path.dirname(out), target))
+
+
+def published_manifest(out: str | Path) -> dict[str, Entry] | None:
+    """The manifest of the build `out` links to now (None if there is none or it is unusable)."""
+    folder = link_target(out)
+    return None if folder is None else read_manifest(folder + MANIFEST_SUFFIX)
+
+
+def _safe_parts(path: str) -> list[str] | None:
+    parts = path[1:].split("/")
+    if any(p in ("", ".", "..") or "\x00" in p or "\\" in p for p in parts):
+        return None
+    return parts
+
+
+class Build:
+    """One build folder and its manifest, as loaded by a worker."""
+
+    __slots__ = ("folder", "files", "identity", "generation", "_mtimes")
+
+    def __init__(self, folder: str, files: dict[str, Entry], identity: tuple, generation: int):
+        self.folder = folder
+        self.files = files
+        self.identity = identity
+        self.generation = generation
+        self._mtimes: dict[str, float | None] = {}
+
+    def resolve(self, path: str) -> tuple[str | None, str | None]:
+        """→ (manifest path to serve, or None; a folder to redirect to, or None)."""
+        files = self.files
+        if path in files:
+            return path, None
+        if path.endswith("/"):
+            key = path + "index.html"
+            return (key, None) if key in files else (None, None)
+        if path + "/index.html" in files:
+            return None, path + "/"
+        return None, None
+
+    def file_path(self, path: str) -> str | None:
+        parts = _safe_parts(path)
+        return None if parts is None else os.path.join(self.folder, *parts)
+
+    def last_modified(self, path: str, entry: Entry) -> float | None:
+        if not entry.from_mtime:
+            return entry.last_modified
+        if path not in self._mtimes:
+            file = self.file_path(path)
+            try:
+                self._mtimes[path] = os.stat(file).st_mtime if file else None
+            except OSError:
+                self._mtimes[path] = None
+        return self._mtimes[path]
+
+
+class Hot:
+    """A cached body and, once asked for, its gzip variant (None: not worth it)."""
+
+    __slots__ = ("body", "gz", "size", "stored")
+
+    def __init__(self, body: bytes):
+        self.body = body
+        self.gz = _UNSET
+        self.size = len(body)
+        self.stored = False
+
+
+class HotCache:
+    """LRU of bodies keyed by content digest, bounded by bytes (gzip variants count)."""
+
+    def __init__(self, budget: int = HOT_CACHE_BYTES):
+        self.budget = budget
+        self.item_limit = max(budget // 8, 1)
+        self.used = 0
+        self.items: OrderedDict[str, Hot] = OrderedDict()
+        self.lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, digest: str) -> Hot | None:
+        with self.lock:
+            item = self.items.get(digest)
+            if item is None:
+                self.misses += 1
+                return None
+            self.items.move_to_end(digest)
+            self.hits += 1
+            return item
+
+    def put(self, digest: str, body: bytes) -> Hot:
+        item = Hot(body)
+        if item.size > self.item_limit:
+            return item
+        with self.lock:
+            known = self.items.get(digest)
+            if known is not None:
+                return known
+            item.stored = True
+            self.items[digest] = item
+            self.used += item.size
+            self._evict()
+        return item
+
+    def gzipped(self, item: Hot) -> bytes | None:
+        gz = item.gz
+        if gz is _UNSET:
+            gz = None
+            if item.size >= GZIP_MIN_BYTES:
+                packed = gzip.compress(item.body, compresslevel=6, mtime=0)
+                if len(packed) < item.size:
+                    gz = packed
+            with self.lock:
+                if item.gz is _UNSET:
+                    item.gz = gz
+                    if item.stored and gz is not None:
+                        item.size += len(gz)
+                        self.used += len(gz)
+                        self._evict()
+                gz = item.gz
+        return gz  # type: ignore[return-value]
+
+    def _evict(self) -> None:
+        while self.used > self.budget and self.items:
+            _, old = self.items.popitem(last=False)
+            old.stored = False
+            self.used -= old.size
+
+
+class SiteFiles:
+    """The build the output link names, re-checked at most every `check_interval` s."""
+
+    def __init__(self, out: str | Path, *, check_interval: float = CHECK_INTERVAL, cache_bytes: int = HOT_CACHE_BYTES):
+        self.link = os.path.abspath(out)
+        self.check_interval = check_interval
+        self.hot = HotCache(cache_bytes)
+        self.build: Build | None = None
+        self.generation = 0
+        self.reloads = 0
+        self._next_check = 0.0
+        self._lock = threading.Lock()
+        self._complained: tuple | None = None
+
+    def current(self) -> Build | None:
+        if time.monotonic() >= self._next_check:
+            self.refresh()
+        return self.build
+
+    def refresh(self, wait: bool = False) -> Build | None:
+        """Follow the link again; with `wait`, also when another thread is already at it."""
+        if not self._lock.acquire(blocking=wait):
+            return self.build  # another request is loading it: serve the current build meanwhile
+        try:
+            self._refresh()
+        finally:
+            self._lock.release()
+        return self.build
+
+    def _refresh(self) -> None:
+        now = time.monotonic()
+        folder = link_target(self.link)
+        if folder is None:
+            self._unusable(("no link", self.link), f"{self.link}: no published build yet (is it a symlink made by `feeds build`?)")
+            return
+        manifest = folder + MANIFEST_SUFFIX
+        try:
+            with open(manifest, "rb") as handle:
+                st = os.fstat(handle.fileno())
+                identity = (folder, st.st_ino, st.st_mtime_ns, st.st_size)
+                if self.build is not None and self.build.identity == identity:
+                    self._next_check = now + self.check_interval
+                    return
+                raw = handle.read()
+        except OSError as exc:
+            self._unusable(("unreadable", manifest), f"{manifest}: cannot read ({exc.strerror or exc}); retrying")
+            return
+        try:
+            files = parse_manifest(json.loads(raw))
+        except (ValueError, UnicodeDecodeError):
+            files = None
+        if files is None:
+            self._unusable(identity, f"{manifest}: not a manifest this server can use; retrying shortly")
+            return
+        self.generation += 1
+        self.reloads += 1
+        self.build = Build(folder, files, identity, self.generation)
+        self._complained = None
+        self._next_check = time.monotonic() + self.check_interval
+
+    def _unusable(self, what: tuple, message: str) -> None:
+        if self._complained != what:
+            self._complained = what
+            log.warning("%s", message)
+        self._next_check = time.monotonic() + RETRY_UNUSABLE
+
+    def read(self, build: Build, path: str, entry: Entry, *, keep: bool = True) -> Hot | None:
+        """The verified body of `path` in `build`; None when the folder no longer holds those bytes."""
+        item = self.hot.get(entry.digest)
+        if item is not None:
+            return item
+        file = build.file_path(path)
+        if file is None:
+            return None
+        try:
+            fd = os.open(file, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return None
+        try:
+            with os.fdopen(fd, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            return None
+        if digest_of(data) != entry.digest:
+            return None  # rewritten under us (the folder is being reused or pruned)
+        return self.hot.put(entry.digest, data) if keep else Hot(data)
+
+    def files(self) -> "BuildFiles":
+        return BuildFiles(self)
+
+
+class Published(NamedTuple):
+    path: str
+    body: bytes
+    etag: str
+    kind: str
+    last_modified: float | None
+
+
+class BuildFiles(Mapping[str, Published]):
+    """Read-only view of the current build: path → Published (body read on access)."""
+
+    def __init__(self, site: SiteFiles):
+        self.site = site
+        self.build = site.refresh(wait=True)
+
+    def _files(self) -> dict[str, Entry]:
+        return self.build.files if self.build is not None else {}
+
+    def __getitem__(self, path: str) -> Published:
+        entry = self._files()[path]
+        item = self.site.read(self.build, path, entry, keep=False)
+        if item is None:
+            raise KeyError(path)
+        return Published(path, item.body, f'"{entry.digest}"', entry.kind, self.build.last_modified(path, entry))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files())
+
+    def __len__(self) -> int:
+        return len(self._files())
+
+    def __contains__(self, path) -> bool:
+        return path in self._files()
