@@ -54,8 +54,9 @@ class SiteState:
         return len(self.problems) - self.errors
 
 
-def run_pipeline(config: Config, *, use_cache: bool = True, progress: Callable[[int, int], None] | None = None, cache: Cache | None = None) -> SiteState:
-    load = load_articles(config, use_cache=use_cache, progress=progress, cache=cache)
+def run_pipeline(config: Config, *, use_cache: bool = True, progress: Callable[[int, int], None] | None = None, cache: Cache | None = None, scan=None) -> SiteState:
+    """`scan`: a scan_sources() result to reuse instead of walking the source folder again."""
+    load = load_articles(config, use_cache=use_cache, progress=progress, cache=cache, scan=scan)
     catalog = build_catalog(load.articles, config.categories.slug_map)
     problems = list(load.problems) + [
         Problem(str(config.path or "config.toml"), p.line, p.severity, p.message) for p in catalog.problems

@@ -8,6 +8,7 @@ be read yields no Post, and never stops the others.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 import re
 from pathlib import Path
 
@@ -74,17 +75,28 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.S)
 
 
-def find_sources(source_dir: Path, pattern: str) -> tuple[list[tuple[Path, str]], list[Problem]]:
-    """Every file below source_dir matching pattern, sorted by relative path.
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One matching file as found: where it is and its stat (or why there is none)."""
+
+    path: str
+    rel: str  # below the source folder, '/'-separated
+    stat: os.stat_result | None  # of the file a link points to
+    error: str | None = None
+
+
+def scan_sources(source_dir: Path, pattern: str) -> tuple[list[Source], list[Problem]]:
+    """Every file below source_dir matching pattern, sorted by relative path, with its stat.
 
     Follows directory symlinks but never enters a directory twice, so a
-    symlink loop is reported instead of recursing forever.
+    symlink loop is reported instead of recursing forever. One walk and one
+    stat per file serve both the up-to-date check and the reading.
     """
     problems: list[Problem] = []
     if not source_dir.is_dir():
         return [], [Problem(str(source_dir), None, ERROR, "source folder does not exist or is not a folder")]
-    matcher = glob_regex(pattern)
-    found: list[tuple[Path, str]] = []
+    matcher = glob_regex(pattern).match
+    found: list[Source] = []
     seen_dirs: set[tuple[int, int]] = set()
 
     def walk(directory: str, rel_prefix: str) -> None:
@@ -99,14 +111,16 @@ def find_sources(source_dir: Path, pattern: str) -> tuple[list[tuple[Path, str]]
             return
         seen_dirs.add(key)
         try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
             problems.append(Problem(str(directory), None, WARNING, f"cannot list folder: {exc.strerror}"))
             return
         for entry in entries:
-            rel = rel_prefix + entry.name
-            if entry.name.startswith("."):
+            name = entry.name
+            if name[0] == ".":
                 continue  # editor swap files, .git and the like are never posts
+            rel = rel_prefix + name
             try:
                 is_dir = entry.is_dir()  # follows symlinks
             except OSError:
@@ -114,7 +128,7 @@ def find_sources(source_dir: Path, pattern: str) -> tuple[list[tuple[Path, str]]
             if is_dir:
                 walk(entry.path, rel + "/")
                 continue
-            if not matcher.match(rel):
+            if not matcher(rel):
                 continue
             try:
                 is_file = entry.is_file()
@@ -123,11 +137,20 @@ def find_sources(source_dir: Path, pattern: str) -> tuple[list[tuple[Path, str]]
             if not is_file:
                 problems.append(Problem(entry.path, None, ERROR, "cannot read post: broken link or not a regular file"))
                 continue
-            found.append((Path(entry.path), rel))
+            try:
+                found.append(Source(entry.path, rel, os.stat(entry.path)))
+            except OSError as exc:
+                found.append(Source(entry.path, rel, None, exc.strerror or str(exc)))
 
     walk(str(source_dir), "")
-    found.sort(key=lambda pair: pair[1])
+    found.sort(key=lambda source: source.rel)
     return found, problems
+
+
+def find_sources(source_dir: Path, pattern: str) -> tuple[list[tuple[Path, str]], list[Problem]]:
+    """(path, relative path) of every matching file, sorted; see scan_sources."""
+    found, problems = scan_sources(source_dir, pattern)
+    return [(Path(source.path), source.rel) for source in found], problems
 
 
 def decode(raw: bytes, where: str) -> tuple[str | None, list[Problem]]:

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Callable
 
 from . import __version__
-from .collect import find_sources, parse_post_bytes, MAX_FILE_BYTES
+from .collect import scan_sources, parse_post_bytes, MAX_FILE_BYTES
 from .config import Config
 from .model import ERROR, Article, Problem, WARNING
 from .normalize import Settings, make_article, normalize_meta
 from .sanitize import Policy, get_sanitizer
 
 INLINE_LIMIT = 48  # below this many changed posts, worker start-up costs more than it saves
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -161,8 +161,12 @@ def _job_fingerprint(job: Job) -> str:
 class Cache:
     """Outcomes keyed by (file content, path, settings): never stale by construction.
 
-    Stored as one pickle per build in cache_dir; a cache that fails to load
-    (corrupt, truncated, from another version) is reported and rebuilt.
+    On disk: a base pickle plus a journal of small updates appended after it,
+    so a build that changed a few posts writes a few kilobytes instead of the
+    whole cache; the base is rewritten once the journal has grown. A cache
+    that fails to load (corrupt, truncated, from another version) is
+    reported and rebuilt; a torn last journal frame (a build killed while
+    appending) only loses that frame's entries, which are made again.
     """
 
     def __init__(self, directory: Path | None, job: Job):
@@ -170,41 +174,73 @@ class Cache:
         self.fingerprint = _job_fingerprint(job)
         self.entries: dict[str, Outcome] = {}
         self.problem: str | None = None
-        self.dirty = False
-        self.stats: dict[str, tuple] = {}  # rel → (stat signature, content key)
-        self.stats_time = 0.0  # when `stats` was recorded
+        # rel → (stat signature, content key, when that pair was seen): a
+        # pair is trusted only for files last changed well before it was seen
+        self.stats: dict[str, tuple] = {}
+        self._saved_keys: set[str] = set()
+        self._saved_stats: dict[str, tuple] = {}
+        self._journal_bytes = 0
+        self._base_bytes = 0
         if directory is not None:
             self._load()
+        self._saved_keys = set(self.entries)
+        self._saved_stats = dict(self.stats)
 
     @property
     def file(self) -> Path | None:
         return None if self.directory is None else self.directory / f"outcomes-{self.fingerprint}.pickle"
 
+    @property
+    def journal(self) -> Path | None:
+        return None if self.directory is None else self.directory / f"outcomes-{self.fingerprint}.journal"
+
     def _load(self) -> None:
-        file = self.file
-        assert file is not None
+        file, journal = self.file, self.journal
+        assert file is not None and journal is not None
         try:
             with open(file, "rb") as handle:
                 data = pickle.load(handle)
+                self._base_bytes = handle.tell()
         except FileNotFoundError:
+            journal.unlink(missing_ok=True)
             return
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, IndexError, TypeError, ValueError) as exc:
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, IndexError, TypeError, ValueError, MemoryError) as exc:
             self.problem = f"cache unreadable ({type(exc).__name__}): rebuilt from the posts"
             return
-        if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint or not isinstance(data.get("entries"), dict):
+        if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint or not isinstance(data.get("entries"), dict) or not isinstance(data.get("stats"), dict):
             self.problem = "cache belongs to other settings or is damaged: rebuilt from the posts"
             return
         self.entries = data["entries"]
-        stats = data.get("stats")
-        if isinstance(stats, dict) and isinstance(data.get("stats_time"), float):
-            self.stats = stats
-            self.stats_time = data["stats_time"]
+        self.stats = data["stats"]
+        try:
+            handle = open(journal, "rb")
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self.problem = f"cache journal unreadable ({exc.strerror}): its updates are made again"
+            return
+        with handle:
+            while True:
+                try:
+                    frame = pickle.load(handle)
+                except EOFError:
+                    break
+                except (OSError, pickle.UnpicklingError, AttributeError, ImportError, IndexError, TypeError, ValueError, MemoryError):
+                    self.problem = "cache journal damaged (a build was stopped while writing it?): its last updates are made again"
+                    break
+                if not (isinstance(frame, dict) and frame.get("fingerprint") == self.fingerprint):
+                    self.problem = "cache journal does not belong to this cache: its updates are made again"
+                    break
+                self.entries.update(frame["put"])
+                for key in frame["drop"]:
+                    self.entries.pop(key, None)
+                self.stats.update(frame["stats"])
+                for rel in frame["stats_drop"]:
+                    self.stats.pop(rel, None)
+            self._journal_bytes = handle.tell()
 
     def record_stats(self, stats: dict[str, tuple]) -> None:
-        if stats != self.stats:
-            self.dirty = True
         self.stats = stats
-        self.stats_time = time.time()
 
     @staticmethod
     def key(raw: bytes, rel: str) -> str:
@@ -215,41 +251,51 @@ class Cache:
 
     def put(self, key: str, outcome: Outcome) -> None:
         self.entries[key] = outcome
-        self.dirty = True
 
     def save(self, live_keys: set[str]) -> str | None:
-        """Write the cache atomically, keeping only the entries still in use."""
+        """Write what changed, keeping only the entries still in use."""
         if self.directory is None:
             return None
-        if set(self.entries) != live_keys:
+        if len(self.entries) != len(live_keys) or not live_keys.issuperset(self.entries):
             self.entries = {k: v for k, v in self.entries.items() if k in live_keys}
-            self.dirty = True
-        if not self.dirty:
+        entries, saved = self.entries, self._saved_keys
+        put = {k: entries[k] for k in entries.keys() - saved}
+        drop = list(saved - entries.keys())
+        stats, saved_stats = self.stats, self._saved_stats
+        stats_put = {rel: value for rel, value in stats.items() if saved_stats.get(rel) != value}
+        stats_drop = list(saved_stats.keys() - stats.keys())
+        if not (put or drop or stats_put or stats_drop):
             return None
-        file = self.file
-        assert file is not None
+        file, journal = self.file, self.journal
+        assert file is not None and journal is not None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            for old in self.directory.glob("outcomes-*.pickle"):
-                if old != file:
-                    old.unlink(missing_ok=True)
-            tmp = file.with_suffix(f".tmp{os.getpid()}")
-            with open(tmp, "wb") as handle:
-                pickle.dump(
-                    {"fingerprint": self.fingerprint, "entries": self.entries, "stats": self.stats, "stats_time": self.stats_time},
-                    handle,
-                    protocol=pickle.HIGHEST_PROTOCOL,
-                )
-            os.replace(tmp, file)
+            frame = pickle.dumps({"fingerprint": self.fingerprint, "put": put, "drop": drop, "stats": stats_put, "stats_drop": stats_drop}, protocol=pickle.HIGHEST_PROTOCOL)
+            if file.exists() and self._journal_bytes + len(frame) < max(self._base_bytes // 4, 1 << 20):
+                with open(journal, "ab") as handle:
+                    handle.write(frame)
+                self._journal_bytes += len(frame)
+            else:
+                self._write_base()
         except OSError as exc:
             return f"cannot write cache: {exc.strerror or exc}"
-        self.dirty = False
+        self._saved_keys = set(entries)
+        self._saved_stats = dict(stats)
         return None
 
-
-def _display(path: Path, cwd: Path) -> str:
-    text, prefix = str(path), str(cwd).rstrip("/") + "/"
-    return text[len(prefix) :] if text.startswith(prefix) else text
+    def _write_base(self) -> None:
+        file, journal = self.file, self.journal
+        assert self.directory is not None and file is not None and journal is not None
+        for old in self.directory.glob("outcomes-*"):
+            if old not in (file, journal):
+                old.unlink(missing_ok=True)
+        tmp = file.with_suffix(f".tmp{os.getpid()}")
+        with open(tmp, "wb") as handle:
+            pickle.dump({"fingerprint": self.fingerprint, "entries": self.entries, "stats": self.stats}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            self._base_bytes = handle.tell()
+        journal.unlink(missing_ok=True)
+        os.replace(tmp, file)
+        self._journal_bytes = 0
 
 
 # A stat entry is trusted only for files last changed this long before the
@@ -258,46 +304,50 @@ def _display(path: Path, cwd: Path) -> str:
 RACY_SECONDS = 2.0
 
 
-def _stat_signature(st: os.stat_result) -> tuple:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def read_sources(config: Config, cache: "Cache | None" = None) -> tuple[list[tuple[Path, str, str, bytes | None, str | None]], list[Problem]]:
+def read_sources(config: Config, cache: "Cache | None" = None, scan=None) -> tuple[list[tuple[Path, str, str, bytes | None, str | None]], list[Problem]]:
     """(path, rel, display, bytes, key) for every matching file.
 
     A file whose stat signature (inode, size, mtime, ctime: any write changes
     ctime) matches the cache's record is not read again: its content key is
     known. Otherwise the bytes are read and keyed by content. Unreadable
-    files are reported and come back with neither bytes nor key.
+    files are reported and come back with neither bytes nor key. `scan` is a
+    scan_sources() result to reuse.
     """
-    found, problems = find_sources(config.source.dir, config.source.pattern)
-    cwd = Path.cwd()
+    found, problems = scan if scan is not None else scan_sources(config.source.dir, config.source.pattern)
+    problems = list(problems)
+    prefix = str(Path.cwd()).rstrip("/") + "/"
     out = []
     stats = cache.stats if cache is not None else {}
-    recorded = cache.stats_time if cache is not None else 0.0
+    now = time.time()
     fresh: dict[str, tuple] = {}
-    for path, rel in found:
-        display = _display(path, cwd)
+    for source in found:
+        rel, text = source.rel, source.path
+        display = text[len(prefix) :] if text.startswith(prefix) else text
+        st = source.stat
+        if st is None:
+            problems.append(Problem(display, None, ERROR, f"cannot read post: {source.error}"))
+            out.append((text, rel, display, None, None))
+            continue
+        signature = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        known = stats.get(rel)
+        if known is not None and known[0] == signature and st.st_ctime < known[2] - RACY_SECONDS and cache is not None and known[1] in cache.entries:
+            fresh[rel] = known
+            out.append((text, rel, display, None, known[1]))
+            continue
+        if st.st_size > MAX_FILE_BYTES:
+            problems.append(Problem(display, None, ERROR, f"file is {st.st_size} bytes; the limit is {MAX_FILE_BYTES}"))
+            out.append((text, rel, display, None, None))
+            continue
         try:
-            st = path.stat()
-            signature = _stat_signature(st)
-            known = stats.get(rel)
-            if known is not None and known[0] == signature and st.st_ctime < recorded - RACY_SECONDS and cache is not None and cache.get(known[1]) is not None:
-                fresh[rel] = known
-                out.append((path, rel, display, None, known[1]))
-                continue
-            if st.st_size > MAX_FILE_BYTES:
-                problems.append(Problem(display, None, ERROR, f"file is {st.st_size} bytes; the limit is {MAX_FILE_BYTES}"))
-                out.append((path, rel, display, None, None))
-                continue
-            raw = path.read_bytes()
+            with open(text, "rb") as handle:
+                raw = handle.read()
         except OSError as exc:
             problems.append(Problem(display, None, ERROR, f"cannot read post: {exc.strerror or exc}"))
-            out.append((path, rel, display, None, None))
+            out.append((text, rel, display, None, None))
             continue
         key = Cache.key(raw, rel)
-        fresh[rel] = (signature, key)
-        out.append((path, rel, display, raw, key))
+        fresh[rel] = (signature, key, now)
+        out.append((text, rel, display, raw, key))
     if cache is not None:
         cache.record_stats(fresh)
     return out, problems
@@ -309,12 +359,13 @@ def load_articles(
     use_cache: bool = True,
     progress: Callable[[int, int], None] | None = None,
     cache: Cache | None = None,
+    scan=None,
 ) -> LoadResult:
     started = time.perf_counter()
     job = make_job(config)
     if cache is None:
         cache = Cache(config.build.cache_dir if use_cache else None, job)
-    sources, problems = read_sources(config, cache)
+    sources, problems = read_sources(config, cache, scan)
     if cache.problem:
         problems.append(Problem(str(cache.directory), None, WARNING, cache.problem))
         cache.problem = None
@@ -355,7 +406,7 @@ def load_articles(
     else:
         for done, index in enumerate(todo, 1):
             path, rel, display, _, _ = sources[index]
-            outcome = process_source(_raw(sources[index]), path, rel, display, job)
+            outcome = process_source(_raw(sources[index]), Path(path), rel, display, job)
             outcomes[index] = outcome
             cache.put(keys[index], outcome)
             if progress and (done % 16 == 0 or done == total):
@@ -408,7 +459,10 @@ def load_articles(
 
 def _raw(source) -> bytes:
     path, _, _, raw, _ = source
-    return raw if raw is not None else path.read_bytes()
+    if raw is not None:
+        return raw
+    with open(path, "rb") as handle:
+        return handle.read()
 
 
 def future_warning_for(article: Article, display: str, now: datetime) -> Problem | None:

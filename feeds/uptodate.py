@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .collect import find_sources
+from .collect import scan_sources
 from .config import Config
 
 RECORD_NAME = "last-build.json"
@@ -40,24 +40,28 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
-def fingerprint(config: Config, gzip_siblings: bool) -> tuple[str, float]:
-    """(digest of posts' signatures + config + code, newest ctime among the posts)."""
-    found, problems = find_sources(config.source.dir, config.source.pattern)
+def fingerprint(config: Config, gzip_siblings: bool, scan=None) -> tuple[str, float]:
+    """(digest of posts' signatures + config + code, newest ctime among the posts).
+
+    `scan` is a scan_sources() result to reuse (the build reads the same one).
+    """
+    found, problems = scan if scan is not None else scan_sources(config.source.dir, config.source.pattern)
     digest = hashlib.blake2b(digest_size=20)
     digest.update(repr((__version__, _code_digest(), repr(config), gzip_siblings, [str(p) for p in problems])).encode())
     newest = 0.0
-    for path, rel in found:
-        try:
-            st = os.stat(path)
-        except OSError:
-            digest.update(f"{rel}\0missing\n".encode("utf-8", "surrogateescape"))
+    lines = []
+    for source in found:
+        st = source.stat
+        if st is None:
+            lines.append(f"{source.rel}\0missing\n")
             continue
         newest = max(newest, st.st_ctime, st.st_mtime)
-        digest.update(f"{rel}\0{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}\n".encode("utf-8", "surrogateescape"))
+        lines.append(f"{source.rel}\0{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}\n")
+    digest.update("".join(lines).encode("utf-8", "surrogateescape"))
     return digest.hexdigest(), newest
 
 
-def check(config: Config, gzip_siblings: bool) -> dict | None:
+def check(config: Config, gzip_siblings: bool, scan=None) -> dict | None:
     """The recorded build if it is still current, else None."""
     record_file = _record_file(config)
     try:
@@ -69,7 +73,7 @@ def check(config: Config, gzip_siblings: bool) -> dict | None:
         return None
     if os.path.realpath(out) != record.get("target"):
         return None
-    stamp, newest = fingerprint(config, gzip_siblings)
+    stamp, newest = fingerprint(config, gzip_siblings, scan)
     if stamp != record.get("stamp") or newest >= record.get("time", 0) - RACY_SECONDS:
         return None
     return record

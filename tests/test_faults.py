@@ -233,3 +233,28 @@ def test_cache_key_covers_every_module_a_post_goes_through():
                     if (package / candidate).is_file():
                         todo.append(candidate)
     assert seen <= set(pipeline.PROCESS_MODULES), f"imported but not in PROCESS_MODULES: {sorted(seen - set(pipeline.PROCESS_MODULES))}"
+
+
+def test_small_change_appends_to_the_cache_journal_and_a_torn_journal_is_recovered(tmp_path):
+    source = tmp_path / "posts"
+    many_posts(source, 20)
+    config = make_config(source, tmp_path, build={"workers": 1})
+    run_pipeline(config)
+    (base,) = list((tmp_path / "cache").glob("outcomes-*.pickle"))
+    before = base.stat()
+    first = sorted(source.rglob("*.md"))[0]
+    first.write_text(first.read_text(encoding="utf-8").replace("内容", "改过的内容", 1), encoding="utf-8")
+    state = run_pipeline(config)
+    assert state.load.processed == 1
+    assert (base.stat().st_ino, base.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns), "the whole cache was rewritten for one post"
+    (journal,) = list((tmp_path / "cache").glob("outcomes-*.journal"))
+    first_frame = journal.stat().st_size
+    assert 0 < first_frame < before.st_size / 4
+    assert run_pipeline(config).load.processed == 0  # the journal is read back
+    # a build killed while appending leaves a torn frame: reported, and only that post is made again
+    journal.write_bytes(journal.read_bytes()[: first_frame - 7])
+    again = run_pipeline(config)
+    assert any("journal" in p.message and p.severity == "warning" for p in again.problems)
+    assert again.load.processed == 1
+    _, cold = build_in_memory(config)
+    assert {p: r.body for p, r in render_resources(config, again)} == {p: r.body for p, r in cold.items()}
