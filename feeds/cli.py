@@ -93,9 +93,14 @@ def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
     started = time.perf_counter()
     use_gzip = config.output.gzip if gzip_siblings is None else gzip_siblings
     from . import uptodate
+    from .collect import scan_sources
 
+    # one walk of the source folder serves the up-to-date check, the record
+    # and the reading (taken before anything is read: a post changed during
+    # the build makes the record stale, never the output)
+    scan = scan_sources(config.source.dir, config.source.pattern)
     if not no_cache:
-        record = uptodate.check(config, use_gzip)
+        record = uptodate.check(config, use_gzip, scan)
         if record is not None:
             lines = record.get("problems", [])
             for line in lines:
@@ -106,12 +111,12 @@ def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
             if errors or (strict and warnings):
                 sys.exit(EXIT_PROBLEMS)
             return
-    stamp, _ = uptodate.fingerprint(config, use_gzip)
+    stamp, _ = uptodate.fingerprint(config, use_gzip, scan)
     from .build import OutputError, plan_site, run_pipeline, write_tree
 
     progress = Progress()
     try:
-        state = run_pipeline(config, use_cache=not no_cache, progress=progress)
+        state = run_pipeline(config, use_cache=not no_cache, progress=progress, scan=scan)
     finally:
         progress.close()
     errors, warnings = _report(state.problems)
