@@ -115,3 +115,153 @@ def test_bundled_config_builds_the_examples(tmp_path):
     result = run("build", "--config", str(REPO / "config.toml"), "--out", str(tmp_path / "out"), "--no-cache")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "index.html").is_file()
+
+
+# ------------------------------------------------------------------ feeds serve
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _descendants(pid: int) -> set[int]:
+    found, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found.update(children)
+            todo.extend(children)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _fetch(port: int, path: str = "/atom.xml") -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+class Serving:
+    """`python -m feeds serve` on a free port, its output in a file."""
+
+    def __init__(self, tmp: Path, config: Path, *args: str):
+        import time
+
+        self.port = _free_port()
+        self.log_file = tmp / "serve.log"
+        self.log = open(self.log_file, "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "feeds", "serve", "--config", str(config), "--port", str(self.port), *args], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.proc.poll() is None and time.monotonic() < deadline, self.output()
+            try:
+                if _fetch(self.port)[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+
+    def output(self) -> str:
+        return self.log_file.read_text(encoding="utf-8", errors="replace")
+
+    def close(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+def test_serve_with_a_bad_config_exits_2(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[server]\nreload_seconds = -1\n", encoding="utf-8")
+    result = run("serve", "--config", str(config))
+    assert result.returncode == 2 and "reload_seconds" in result.stderr
+
+
+def test_serve_builds_first_then_serves_a_new_post_within_reload_seconds_plus_one(tmp_path):
+    import time
+
+    source = tmp_path / "posts"
+    write_post(source, "undated.md", post_text(title="undated", date="Invalid Date"))
+    write_post(source, "first.md", post_text(title="first", date="2021-03-01 10:00:00"))
+    reload_seconds = 0.5
+    config = write_config(tmp_path, source, f"[server]\nreload_seconds = {reload_seconds}\nworkers = 2\n")
+    server = Serving(tmp_path, config)
+    try:
+        lines = server.output().splitlines()
+        problem = next(i for i, l in enumerate(lines) if "undated.md:" in l and ": warning: " in l)
+        serving = next(i for i, l in enumerate(lines) if l.startswith("serving 2 posts"))
+        assert problem < serving, lines  # reported by the foreground build, before the server starts
+        assert (tmp_path / "public").is_symlink()
+        # one builder (this process) above granian and its two workers
+        assert len(_descendants(server.proc.pid)) >= 3
+        write_post(source, "fresh.md", post_text(title="Fresh post", date="2021-03-02 10:00:00"))
+        written = time.monotonic()
+        while b"Fresh post" not in _fetch(server.port)[1]:
+            assert time.monotonic() - written < 10, server.output()
+            time.sleep(0.02)
+        latency = time.monotonic() - written
+        assert latency < reload_seconds + 1, f"served {latency:.2f}s after the write"
+        assert _fetch(server.port, "/posts/fresh/")[0] == 200
+        (source / "fresh.md").unlink()
+        deadline = time.monotonic() + reload_seconds + 1
+        while _fetch(server.port, "/posts/fresh/")[0] != 404:
+            assert time.monotonic() < deadline, "a deleted post is still served"
+            time.sleep(0.02)
+        assert "undated.md:" not in "\n".join(server.output().splitlines()[serving + 1 :])  # known problems are not repeated
+    finally:
+        server.close()
+    assert server.proc.returncode == 0, server.output()
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
+def test_stopping_serve_leaves_no_process_behind(tmp_path, how):
+    import signal
+    import time
+
+    source = tmp_path / "posts"
+    write_post(source, "a.md", post_text(title="a"))
+    server = Serving(tmp_path, write_config(tmp_path, source, "[server]\nreload_seconds = 0.2\n"))
+    try:
+        below = _descendants(server.proc.pid)
+        assert below, "granian runs as a child of the builder"
+        server.proc.send_signal(getattr(signal, how))
+        server.proc.wait(20)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in below):
+            assert time.monotonic() < deadline, f"left running after {how}: {[p for p in below if _alive(p)]}"
+            time.sleep(0.1)
+    finally:
+        server.close()
+    if how == "SIGTERM":
+        assert server.proc.returncode == 0, server.output()

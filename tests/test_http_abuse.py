@@ -1,6 +1,7 @@
 """Abusive requests get 4xx or a correct 200/304, never a 500, and the server keeps serving.
 
-Runs against the WSGI app and against a real `feeds serve` (granian) on 127.0.0.1.
+Runs against a server worker's WSGI app (the tree built first, as `feeds
+serve` does) and against a real `feeds serve` (granian) on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
+from feeds.build import plan_site, run_pipeline, write_tree
+from feeds.served import SiteFiles, link_target
 from feeds.web import create_app
 
 from conftest import make_config, post_text, write_post
@@ -48,7 +52,8 @@ def site(tmp_path):
 
 @pytest.fixture
 def client(site):
-    return create_app(site, start_reloader=False).test_client()
+    write_tree(site.output.dir, plan_site(site, run_pipeline(site)))
+    return create_app(site, build=False, site=SiteFiles(site.output.dir, check_interval=0)).test_client()
 
 
 @pytest.mark.parametrize("path", TRAVERSALS)
@@ -56,6 +61,19 @@ def test_traversal_is_404_and_never_leaks(client, path):
     response = client.get(path)
     assert response.status_code in (301, 308, 400, 404), (path, response.status_code)
     assert b"do not serve me" not in response.data and b"root:" not in response.data
+
+
+def test_planted_files_and_links_in_the_build_folder_are_not_served(client, site, tmp_path):
+    """Only manifest paths are served, never through a symlink, and only bytes that match their digest."""
+    folder = Path(link_target(site.output.dir))
+    (folder / "secret.txt").symlink_to(tmp_path / "secret.txt")
+    assert client.get("/secret.txt").status_code == 404
+    target = folder / "rss.xml"
+    target.unlink()
+    target.symlink_to(tmp_path / "secret.txt")
+    response = client.get("/rss.xml")
+    assert response.status_code == 503 and b"do not serve me" not in response.data
+    assert client.get("/atom.xml").status_code == 200
 
 
 def test_overlong_path_and_query(client):
