@@ -263,12 +263,19 @@ def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, 
     root = str(build)
     prev_root = str(previous) if previous is not None else None
     manifest: dict[str, list] = {}
+    fresh = not in_place  # a new, empty folder: nothing to replace
+    made: set[str] = {root}
     for item in items:
         item = _as_pending(item)
         site_path = item.path
         relative = _safe_relative(site_path)
         target = root + "/" + relative
         report.files += 1
+        if fresh:
+            folder = target.rpartition("/")[0]
+            if folder not in made:
+                os.makedirs(folder, exist_ok=True)
+                made.add(folder)
         here = in_place.pop(site_path, None)
         if item.key and here is not None and here[0] == item.key:
             manifest[site_path] = here
@@ -292,10 +299,11 @@ def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, 
             if _link_from(prev_root, relative, target, gzip_siblings):
                 report.linked += 1
                 continue
-        _write_file(target, resource.body, stamp)
-        _remove(target + ".gz")
+        _write_file(target, resource.body, stamp, fresh)
+        if not fresh:
+            _remove(target + ".gz")
         if gzip_siblings and resource.kind in GZIP_KINDS and len(resource.body) >= GZIP_MIN_BYTES:
-            _write_file(target + ".gz", gzip.compress(resource.body, compresslevel=9, mtime=0), stamp)
+            _write_file(target + ".gz", gzip.compress(resource.body, compresslevel=9, mtime=0), stamp, fresh)
         report.written += 1
     for site_path in in_place:
         if site_path:
@@ -323,9 +331,10 @@ def _remove_empty_parents(root: str, relative: str) -> None:
         parts.pop()
 
 
-def _write_file(target: str, data: bytes, stamp: float | None) -> None:
+def _write_file(target: str, data: bytes, stamp: float | None, fresh: bool = False) -> None:
     # replace, never overwrite: the old inode may be shared with the published build
-    _remove(target)
+    if not fresh:
+        _remove(target)
     try:
         handle = open(target, "xb")
     except FileNotFoundError:

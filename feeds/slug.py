@@ -49,8 +49,12 @@ def slugify(name: str) -> str:
     return text.strip("-") or "unnamed"
 
 
+@lru_cache(maxsize=65536)
 def url_quote(path: str) -> str:
-    """Percent-encode a site path for use in a URL; '/' separators stay."""
+    """Percent-encode a site path for use in a URL; '/' separators stay.
+
+    Cached: every page links the same few hundred feed paths again and again.
+    """
     return quote(path, safe="/-._~")
 
 

@@ -94,6 +94,7 @@ def archive_pages(entries: tuple[int, ...], items: int) -> tuple[tuple[int, ...]
 class SiteRenderer:
     def __init__(self, config: Config, catalog: Catalog):
         self._fragments: dict[tuple[str, bool], dict[int, str]] = {}
+        self._feed_links: dict[str, list[dict]] = {}
         self.config = config
         self.catalog = catalog
         self.base = config.site.base_url
@@ -140,9 +141,16 @@ class SiteRenderer:
             ttl_minutes=max(1, self.config.server.max_age // 60),
         )
 
+    @cached_property
+    def _updated(self) -> list[datetime]:
+        return [a.updated for a in self.catalog.articles]
+
+    @cached_property
+    def _digests(self) -> list[str]:
+        return [a.digest for a in self.catalog.articles]
+
     def updated_of(self, indices) -> datetime:
-        articles = self.catalog.articles
-        return max((articles[i].updated for i in indices), default=UNDATED)
+        return max(map(self._updated.__getitem__, indices), default=UNDATED)
 
     def release(self) -> None:
         """Drop the entry fragments: a live server keeps only the finished files."""
@@ -178,10 +186,15 @@ class SiteRenderer:
         return {f.name: f for f in self.catalog.authors}
 
     def digests(self, indices) -> tuple[str, ...]:
-        articles = self.catalog.articles
-        return tuple(articles[i].digest for i in indices)
+        return tuple(map(self._digests.__getitem__, indices))
 
     def feed_links(self, feed: Feed) -> list[dict]:
+        links = self._feed_links.get(feed.path)
+        if links is None:
+            links = self._feed_links[feed.path] = self._make_feed_links(feed)
+        return links
+
+    def _make_feed_links(self, feed: Feed) -> list[dict]:
         return [
             {"href": self.url(doc_path(feed.path, fmt)), "type": CONTENT_TYPES[fmt].split(";")[0], "label": FORMAT_LABELS[fmt], "title": f"{self.title_of(feed)} ({FORMAT_LABELS[fmt]})"}
             for fmt in self.formats
