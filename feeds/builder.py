@@ -8,7 +8,9 @@ the WebSub hub hears about each change once.
 
 Each build is `run_pipeline` + `write_tree`, with one `Cache` kept in
 memory across builds: an edit re-processes only the posts whose bytes
-changed, and the tree writer renders only files whose inputs changed.
+changed, and the tree writer renders only files whose inputs changed. The
+walk of the source folder that detects a change is the one the build
+reads, so a change costs one walk, not two.
 """
 
 from __future__ import annotations
@@ -22,17 +24,12 @@ from typing import Callable
 
 from . import watch
 from .build import SiteState, WriteReport, plan_site, run_pipeline, write_tree
+from .collect import scan_sources
 from .config import Config
 from .pipeline import Cache, make_job
 from .served import published_manifest
 
 log = logging.getLogger("feeds.builder")
-
-# Writing the whole cache (70 MB at 10,000 posts) after every small edit
-# would cost more than the edit's build; it is written once the posts have
-# been quiet for a poll and at least this long after the last write, and
-# on exit. Losing it only costs time.
-CACHE_SAVE_EVERY = 30.0
 
 
 @dataclass
@@ -54,20 +51,22 @@ class Builder:
         self.problems: set[str] = set()
         self.builds = 0
         self.busy = False
-        self._cache_dir = self.cache.directory
-        self._unsaved = False
-        self._saved_at = time.monotonic()
+        self._scan = None  # the scan that showed a change, for the build to reuse
         self.publisher = None
         if config.websub.hub:
             from .websub import Publisher
 
             self.publisher = Publisher(config.websub.hub, config.site.base_url)
 
-    def _stamp(self) -> tuple:
-        return watch.stamp(self.config.source.dir, self.config.source.pattern)
+    def _scan_now(self):
+        return scan_sources(self.config.source.dir, self.config.source.pattern)
 
     def changed(self) -> bool:
-        return self.stamp is None or self._stamp() != self.stamp
+        scan = self._scan_now()
+        if self.stamp is not None and watch.stamp_of(scan) == self.stamp:
+            return False
+        self._scan = scan
+        return True
 
     def build(self, progress: Callable[[int, int], None] | None = None) -> BuildResult:
         """Build now and switch the output to it (or leave it, if nothing changed)."""
@@ -75,21 +74,10 @@ class Builder:
         self.busy = True
         try:
             # stamped before reading: an edit made during the build triggers the next one
-            stamp = self._stamp()
+            scan, self._scan = self._scan or self._scan_now(), None
+            stamp = watch.stamp_of(scan)
             before = published_manifest(self.config.output.dir) if self.publisher else None
-            first = self.builds == 0
-            if not first:
-                self.cache.directory = None  # see CACHE_SAVE_EVERY
-            try:
-                state = run_pipeline(self.config, cache=self.cache, progress=progress)
-            finally:
-                self.cache.directory = self._cache_dir
-            if not first:
-                live = set(state.load.digests.values())
-                if len(self.cache.entries) != len(live) or not live.issuperset(self.cache.entries):
-                    # what Cache.save would drop: outcomes of posts that are gone or rewritten
-                    self.cache.entries = {k: v for k, v in self.cache.entries.items() if k in live}
-                self._unsaved = True
+            state = run_pipeline(self.config, cache=self.cache, progress=progress, scan=scan)
             report = write_tree(self.config.output.dir, plan_site(self.config, state), gzip_siblings=self.config.output.gzip)
             self.stamp = stamp
             self.builds += 1
@@ -124,25 +112,13 @@ class Builder:
             )
         return result
 
-    def save_cache(self) -> None:
-        if not self._unsaved:
-            return
-        error = self.cache.save(set(self.cache.entries))
-        if error:
-            log.warning("%s", error)
-        self._unsaved = False
-        self._saved_at = time.monotonic()
-
     def poll(self) -> BuildResult | None:
-        """One round of the loop: rebuild on change; when quiet, maybe write the cache."""
+        """One round of the loop: rebuild if the posts changed."""
         try:
-            result = self.build_if_changed()
+            return self.build_if_changed()
         except Exception as exc:  # keep the published tree, try again next round
             log.exception("rebuild failed; the published site is unchanged: %s", exc)
             return None
-        if result is None and self._unsaved and time.monotonic() - self._saved_at >= CACHE_SAVE_EVERY:
-            self.save_cache()
-        return result
 
     def run(self, stop: threading.Event, interval: float, alive: Callable[[], bool] = lambda: True) -> None:
         while alive() and not stop.wait(interval):

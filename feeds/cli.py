@@ -256,7 +256,6 @@ def serve(config_path, host, port, workers) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(5)
-        builder.save_cache()
     if not stop.is_set() and server.returncode:
         sys.exit(server.returncode)
 

@@ -55,28 +55,10 @@ class Entry(NamedTuple):
     digest: str
     kind: str
     last_modified: float | None  # POSIX seconds; None: no Last-Modified
-    from_mtime: bool = False  # two-field manifest: take Last-Modified from the file
 
 
 def digest_of(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=DIGEST_HEX // 2).hexdigest()
-
-
-def _kind_from_name(path: str) -> str | None:
-    """Kind of a file listed by a two-field manifest (written before kinds were recorded)."""
-    name = path.rsplit("/", 1)[-1]
-    if name.endswith(".html"):
-        return "html"
-    if name == "opml.xml":
-        return "opml"
-    if name.endswith(".xsl"):
-        return "xsl"
-    stem = name.split(".", 1)[0].split("-", 1)[0]
-    if name.endswith(".xml") and stem in ("atom", "rss"):
-        return stem
-    if name.endswith(".json") and stem == "feed":
-        return "json"
-    return None
 
 
 def _hex(value) -> bool:
@@ -86,10 +68,9 @@ def _hex(value) -> bool:
 def parse_manifest(data) -> dict[str, Entry] | None:
     """path → Entry, or None when this is not a manifest this code understands.
 
-    Four-field entries are the format; two-field ones ([key, digest]) are
-    what build.py wrote before kinds and times were recorded, and are still
-    read (kind from the name, Last-Modified from the file's mtime, which the
-    writer sets to the newest entry's time).
+    Entries are [input key, digest, kind, last_modified]. Anything else (the
+    older two-field entries included) makes the whole manifest unusable:
+    better the previous build for a moment than guessed headers.
     """
     if not isinstance(data, dict):
         return None
@@ -99,22 +80,14 @@ def parse_manifest(data) -> dict[str, Entry] | None:
             continue  # build options
         if not isinstance(path, str) or not path.startswith("/") or not isinstance(value, list):
             return None
-        if len(value) == 4:
-            _key, digest, kind, modified = value
-            if not _hex(digest) or kind not in KINDS:
-                return None
-            if modified is not None and (isinstance(modified, bool) or not isinstance(modified, (int, float))):
-                return None
-            files[path] = Entry(digest, kind, None if modified is None else float(modified))
-        elif len(value) == 2:
-            digest = value[1]
-            kind = _kind_from_name(path)
-            if not _hex(digest):
-                return None
-            if kind is not None:
-                files[path] = Entry(digest, kind, None, True)
-        else:
+        if len(value) != 4:
             return None
+        _key, digest, kind, modified = value
+        if not _hex(digest) or kind not in KINDS:
+            return None
+        if modified is not None and (isinstance(modified, bool) or not isinstance(modified, (int, float))):
+            return None
+        files[path] = Entry(digest, kind, None if modified is None else float(modified))
     return files
 
 
@@ -152,14 +125,13 @@ def _safe_parts(path: str) -> list[str] | None:
 class Build:
     """One build folder and its manifest, as loaded by a worker."""
 
-    __slots__ = ("folder", "files", "identity", "generation", "_mtimes")
+    __slots__ = ("folder", "files", "identity", "generation")
 
     def __init__(self, folder: str, files: dict[str, Entry], identity: tuple, generation: int):
         self.folder = folder
         self.files = files
         self.identity = identity
         self.generation = generation
-        self._mtimes: dict[str, float | None] = {}
 
     def resolve(self, path: str) -> tuple[str | None, str | None]:
         """→ (manifest path to serve, or None; a folder to redirect to, or None)."""
@@ -176,17 +148,6 @@ class Build:
     def file_path(self, path: str) -> str | None:
         parts = _safe_parts(path)
         return None if parts is None else os.path.join(self.folder, *parts)
-
-    def last_modified(self, path: str, entry: Entry) -> float | None:
-        if not entry.from_mtime:
-            return entry.last_modified
-        if path not in self._mtimes:
-            file = self.file_path(path)
-            try:
-                self._mtimes[path] = os.stat(file).st_mtime if file else None
-            except OSError:
-                self._mtimes[path] = None
-        return self._mtimes[path]
 
 
 class Hot:
@@ -254,6 +215,15 @@ class HotCache:
                 gz = item.gz
         return gz  # type: ignore[return-value]
 
+    def retain(self, digests: set[str]) -> None:
+        """Drop bodies no longer published: under churn the cache then holds the
+        current hot files, not a trail of every version it ever served."""
+        with self.lock:
+            for digest in [d for d in self.items if d not in digests]:
+                old = self.items.pop(digest)
+                old.stored = False
+                self.used -= old.size
+
     def _evict(self) -> None:
         while self.used > self.budget and self.items:
             _, old = self.items.popitem(last=False)
@@ -318,6 +288,7 @@ class SiteFiles:
         self.generation += 1
         self.reloads += 1
         self.build = Build(folder, files, identity, self.generation)
+        self.hot.retain({entry.digest for entry in files.values()})
         self._complained = None
         self._next_check = time.monotonic() + self.check_interval
 
@@ -375,7 +346,7 @@ class BuildFiles(Mapping[str, Published]):
         item = self.site.read(self.build, path, entry, keep=False)
         if item is None:
             raise KeyError(path)
-        return Published(path, item.body, f'"{entry.digest}"', entry.kind, self.build.last_modified(path, entry))
+        return Published(path, item.body, f'"{entry.digest}"', entry.kind, entry.last_modified)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._files())

@@ -9,20 +9,21 @@ so an edit that keeps size and mtime is still seen.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from .collect import find_sources
+from .collect import scan_sources
+
+
+def stamp_of(scan) -> tuple:
+    """The stamp of a scan_sources() result (the same scan then feeds the build)."""
+    found, problems = scan
+    out = []
+    for source in found:
+        st = source.stat
+        out.append((source.rel, source.error) if st is None else (source.rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    out.extend(("problem", str(p)) for p in problems)
+    return tuple(out)
 
 
 def stamp(source: Path, pattern: str) -> tuple:
-    found, problems = find_sources(source, pattern)
-    out = []
-    for path, rel in found:
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        out.append((rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
-    out.extend(("problem", str(p)) for p in problems)
-    return tuple(out)
+    return stamp_of(scan_sources(source, pattern))

@@ -133,7 +133,7 @@ def decode_path(environ) -> str:
 def serve_file(site: SiteFiles, build: Build, path: str, entry: Entry, environ, start_response, max_age: int, status: str = "200 OK"):
     """Answer with one published file; None when its bytes are no longer in the build folder."""
     head_only = environ.get("REQUEST_METHOD") == "HEAD"
-    last_modified = build.last_modified(path, entry)
+    last_modified = entry.last_modified
     headers = list(file_headers(entry.kind, last_modified, max_age))
     etags = (f'"{entry.digest}"', f'"{entry.digest}-gz"')
     wants_gzip = _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
@@ -239,7 +239,6 @@ class LiveSite:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
-        self.builder.save_cache()
 
 
 def create_app(config: Config, *, build: bool = True, start_reloader: bool = True, site: SiteFiles | None = None) -> Flask:
@@ -294,7 +293,7 @@ def create_app(config: Config, *, build: bool = True, start_reloader: bool = Tru
     def filtered(build_now: Build, key: str, entry: Entry, fmt: str) -> Response:
         from .query import QueryError, canonical_query, filtered_document
 
-        memo_key = (build_now.generation, key, canonical_query(request.args), request.args.get("filter"), request.args.get("filterout"))
+        memo_key = (build_now.generation, key, canonical_query(request.args))
         with memo_lock:
             body = memo.get(memo_key)
             if body is not None:
@@ -318,7 +317,7 @@ def create_app(config: Config, *, build: bool = True, start_reloader: bool = Tru
                 while len(memo) > FILTERED_MEMO:
                     memo.popitem(last=False)
         etag = '"q' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-        headers = list(file_headers(entry.kind, build_now.last_modified(key, entry), max_age))
+        headers = list(file_headers(entry.kind, entry.last_modified, max_age))
         headers.append(("ETag", etag))
         inm = request.headers.get("If-None-Match")
         if inm is not None and _etag_match(inm, (etag,)):

@@ -11,8 +11,10 @@ default 30; FEEDS_LOAD_CONNECTIONS, default 100):
 1. writes a synthetic mirror (8 groups x 4 sources x 3 feeds, ~1.5 KB
    bodies with ads, lazy images and scripts; tests/load/load_corpus.py),
    warms the cache with `python -m feeds build`, starts `python -m feeds
-   serve` (granian, one worker, `reload_seconds = 1`) on a free 127.0.0.1
-   port and waits for /atom.xml to answer 200;
+   serve` (its foreground build, then granian with one worker serving the
+   tree from disk, and the serve process staying as the one builder;
+   `reload_seconds = 1`) on a free 127.0.0.1 port and waits for /atom.xml
+   to answer 200;
 2. runs `tests/load/load_churn.py` in its own process: every 100 ms it
    rewrites a post in place (new title, newer date), adds one or deletes
    one, in rotation, logging every action;
@@ -29,20 +31,24 @@ default 30; FEEDS_LOAD_CONNECTIONS, default 100):
    with entries, ids unique, newest first; site-wide feeds exactly
    `[feeds] items` entries), JSON Feed with json.loads and `items`, OPML
    with outlines;
-4. samples VmRSS of granian's main process + its worker every second
-   (processes below the worker, e.g. the sanitizing pool a reload forks
-   when >= 48 posts changed, are reported by PSS, not summed: their RSS is
-   mostly pages shared with the worker);
+4. samples VmRSS every second of the builder (the `feeds serve` process),
+   of granian's main process and of each worker (other processes below the
+   builder, e.g. the sanitizing pool a rebuild forks when >= 48 posts
+   changed, are reported by PSS, not summed: their RSS is mostly pages
+   shared with the builder);
 5. after the churn stops, waits (up to SETTLE_TIMEOUT) for the server to
    publish exactly the newest `items` posts the churn log says exist:
    nothing stale, nothing lost. It also notes when /atom.xml changed
    (each reload swapped in), to show how far the live site lags.
 
-"Memory stays flat" is checked as: the highest main+worker RSS in the last
-third of the load window is at most max(1.3 x, +50 MB over) the highest in
-the first third. Start-up has already built a whole site, so steady
-serving and reloading must not keep growing; one extra site being built
-alongside the served one (about +10 % at 10k posts) fits in the margin.
+"Memory stays flat" is checked per role, after warm-up: the highest RSS
+in the last third of the load window may exceed the highest in the first
+third by at most WORKER_SLACK_MB for the server (granian's main process
+plus its worker) and BUILDER_SLACK_MB for the builder. The first third
+already holds several complete rebuilds and the worker's hot cache with
+the URLs the clients cycle over, so what is left is growth: a leak, or a
+cache that keeps every version it ever served. Every worker must also stay
+under WORKER_LIMIT_MB (the issue's 300 MB) the whole time.
 
 A one-line summary is printed (see it with `pytest -s`) and written to
 <tmp>/load-summary.txt.
@@ -84,7 +90,7 @@ REQUEST_TIMEOUT = 15.0
 SAMPLE_EVERY = 50
 STARTUP_TIMEOUT = 240.0
 SETTLE_TIMEOUT = 90.0
-MEMORY_FACTOR, MEMORY_SLACK_KB = 1.3, 50 * 1024
+WORKER_SLACK_MB, BUILDER_SLACK_MB, WORKER_LIMIT_MB = 16, 48, 300
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 CLOSING = {"atom": b"</feed>", "rss": b"</rss>", "opml": b"</opml>", "html": b"</html>", "json": b"}"}
@@ -144,39 +150,53 @@ def _pss_kb(pid: int) -> int:
     return 0
 
 
-class MemorySampler(threading.Thread):
-    """VmRSS of granian's main process and its workers (its children), every second.
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
-    Processes below a worker (a source watcher, the sanitizing pool a reload
-    forks when many posts changed) are counted apart, by PSS: a forked
-    process's RSS is mostly pages it shares with the worker.
+
+class MemorySampler(threading.Thread):
+    """VmRSS every second of the builder (`feeds serve` itself), granian's main process and its workers.
+
+    Other processes below the builder (the sanitizing pool a rebuild forks
+    when many posts changed) are counted apart, by PSS: a forked process's
+    RSS is mostly pages it shares with the builder.
     """
 
     def __init__(self, pid: int, every: float = 1.0):
         super().__init__(name="rss-sampler", daemon=True)
         self.pid, self.every = pid, every
-        self.samples: list[tuple[float, int, dict[int, int]]] = []  # (t, total KB, {pid: KB})
+        # (t, builder KB, server KB = granian main + workers, {worker pid: KB})
+        self.samples: list[tuple[float, int, int, dict[int, int]]] = []
         self.helpers_max = (0, 0)  # (processes, PSS KB) at the worst sample
         self.stop = threading.Event()
 
     def run(self) -> None:
         start = time.monotonic()
         while not self.stop.is_set():
-            server = {}
+            builder = _rss_kb(self.pid) or 0
+            server = 0
+            workers: dict[int, int] = {}
             transient = []
-            for p in [self.pid, *_children(self.pid)]:
-                kb = _rss_kb(p)
-                if kb is not None:
-                    server[p] = kb
-                if p != self.pid:
-                    todo = _children(p)
+            for child in _children(self.pid):
+                if "feeds.web" in _cmdline(child):
+                    server += _rss_kb(child) or 0
+                    for worker in _children(child):
+                        kb = _rss_kb(worker)
+                        if kb is not None:
+                            workers[worker] = kb
+                            server += kb
+                else:
+                    todo = [child]
                     while todo:
                         q = todo.pop()
                         transient.append(_pss_kb(q))
                         todo += _children(q)
             if len(transient) > self.helpers_max[0] or sum(transient) > self.helpers_max[1]:
                 self.helpers_max = (max(len(transient), self.helpers_max[0]), max(sum(transient), self.helpers_max[1]))
-            self.samples.append((time.monotonic() - start, sum(server.values()), server))
+            self.samples.append((time.monotonic() - start, builder, server, workers))
             self.stop.wait(self.every)
 
 
@@ -559,30 +579,32 @@ def test_load_with_churn(tmp_path):
         sampler.stop.set()
         sampler.join(5)
         window = [s for s in sampler.samples if s[0] <= elapsed]
-        after = sampler.samples[-1][1] // 1024 if sampler.samples else 0
+        after = f"builder {sampler.samples[-1][1] // 1024}, server {sampler.samples[-1][2] // 1024}" if sampler.samples else ""
 
         actions = Counter(json.loads(line)["op"] for line in churn_log.read_text(encoding="utf-8").splitlines())
         total = sum(load.statuses.values()) + load.exceptions  # answered + no answer
         lat = sorted(load.latencies) or [0.0]
         third = max(1, len(window) // 3)
-        first_max = max(s[1] for s in window[:third]) if window else 0
-        last_max = max(s[1] for s in window[-third:]) if window else 0
-        rss_line = " ".join(f"{int(s[0])}s:{s[1] // 1024}" for s in window[:: max(1, len(window) // 12)])
-        pids = sorted({p for s in window for p in s[2]})
-        per_pid = ", ".join(f"{p}: {window[0][2].get(p, 0) // 1024}->{window[-1][2].get(p, 0) // 1024}" for p in pids) if window else ""
+        first_max = {role: max((s[role] for s in window[:third]), default=0) for role in (1, 2)}
+        last_max = {role: max((s[role] for s in window[-third:]), default=0) for role in (1, 2)}
+        worker_max = max((kb for s in window for kb in s[3].values()), default=0)
+        rss_line = " ".join(f"{int(s[0])}s:{s[1] // 1024}/{s[2] // 1024}" for s in window[:: max(1, len(window) // 12)])
+        pids = sorted({p for s in window for p in s[3]})
+        per_pid = ", ".join(f"{p}: {window[0][3].get(p, 0) // 1024}->{window[-1][3].get(p, 0) // 1024}" for p in pids) if window else ""
         swaps = " ".join(f"{t:.1f}" for t in watcher.swaps)
         summary = (
             f"load: {POSTS} posts, {CONNECTIONS} conns, {elapsed:.1f}s: {total} requests ({total / elapsed:.0f}/s), "
             f"statuses {dict(sorted(load.statuses.items()))}, failures {load.failure_count} (no answer {load.exceptions}), "
             f"checked {dict(sorted(load.checked.items()))}, connects {load.connects}, server closes {load.server_closes}, "
             f"latency p50 {lat[len(lat) // 2] * 1000:.0f}ms p99 {lat[int(len(lat) * 0.99)] * 1000:.0f}ms max {lat[-1] * 1000:.0f}ms; "
-            f"churn {dict(actions)} rc {churn_rc}; RSS MB first-third max {first_max // 1024} last-third max {last_max // 1024} "
-            f"(per pid MB {per_pid}; total t:MB {rss_line}; after settle {after}; processes below the worker at most {sampler.helpers_max[0]}, PSS {sampler.helpers_max[1] // 1024} MB); /atom.xml swapped at t= {swaps} s; write {write_seconds:.1f}s build {build_seconds:.1f}s startup {startup_seconds:.1f}s "
+            f"churn {dict(actions)} rc {churn_rc}; RSS MB builder first-third max {first_max[1] // 1024} last-third max {last_max[1] // 1024}, "
+            f"server (granian main + worker) first-third max {first_max[2] // 1024} last-third max {last_max[2] // 1024}, worker max {worker_max // 1024} "
+            f"(worker MB {per_pid}; t:builder/server MB {rss_line}; after settle {after}; other processes below the builder at most {sampler.helpers_max[0]}, PSS {sampler.helpers_max[1] // 1024} MB); /atom.xml swapped at t= {swaps} s; write {write_seconds:.1f}s build {build_seconds:.1f}s startup {startup_seconds:.1f}s "
             f"settle {settle_seconds:.1f}s"
         )
         print("\n" + summary)
         summary_file.write_text(summary + "\n" + "\n".join(load.failures) + "\n", encoding="utf-8")
-        (tmp_path / "rss.tsv").write_text("".join(f"{t:.1f}\t{total // 1024}\t{tree}\n" for t, total, tree in sampler.samples), encoding="utf-8")
+        (tmp_path / "rss.tsv").write_text("".join(f"{t:.1f}\t{builder // 1024}\t{server // 1024}\t{workers}\n" for t, builder, server, workers in sampler.samples), encoding="utf-8")
 
         assert stuck == 0, f"{stuck} client threads still waiting"
         assert load.failure_count == 0, "\n".join([summary, *load.failures])
@@ -592,11 +614,10 @@ def test_load_with_churn(tmp_path):
         assert churn_rc == 0 and actions["add"] and actions["delete"] and actions["rewrite"], summary
         assert shown == expected, f"after the churn /atom.xml still differs from the posts after {SETTLE_TIMEOUT}s: {summary}"
         assert len(window) >= 3, summary
-        if last_max > max(first_max * MEMORY_FACTOR, first_max + MEMORY_SLACK_KB):
-            # Known and open (issue 5, item 4): at 10k posts a reload briefly
-            # holds a second site (seen: 0.8 GB → 2 GB for one sample). Every
-            # other assertion above has passed by the time we get here.
-            pytest.xfail(f"BUG: memory not flat under churn: {summary}")
+        assert len(watcher.swaps) >= 2, f"the site was not rebuilt during the churn: {summary}"
+        assert worker_max < WORKER_LIMIT_MB * 1024, f"a worker went over {WORKER_LIMIT_MB} MB: {summary}"
+        assert last_max[2] - first_max[2] <= WORKER_SLACK_MB * 1024, f"server memory grew under churn: {summary}"
+        assert last_max[1] - first_max[1] <= BUILDER_SLACK_MB * 1024, f"builder memory grew under churn: {summary}"
     finally:
         for background in (sampler, watcher):
             if background is not None:
