@@ -1,14 +1,15 @@
 """The HTML policy: scraped bodies in, safe and tidy HTML out.
 
-One html5lib parse per body. The token stream goes through three stages:
+One html5lib parse per body, then one pass over the tree (``_Pass``) that
+hands every token through three stages, in this order:
 
-1. ``StructureFilter`` (ours) removes whole elements *with their content*
-   (script, style, hidden elements, ad blocks …), promotes lazy-image
-   attributes and makes every URL absolute;
-2. bleach's ``BleachSanitizerFilter`` enforces the allowlist of tags,
-   attributes and URL protocols — the security boundary is bleach's;
-3. ``TidyFilter`` (ours) drops empty paragraphs and blank-line runs and
-   records the plain text and the first image for summaries.
+1. structure (ours) removes whole elements *with their content* (script,
+   style, hidden elements, ad blocks …) without walking into them, promotes
+   lazy-image attributes and makes every URL absolute;
+2. bleach's ``BleachSanitizerFilter.sanitize_token`` enforces the allowlist
+   of tags, attributes and URL protocols: the security boundary is bleach's;
+3. tidy (ours) drops empty paragraphs and blank-line runs; the plain text and
+   the first image for summaries are read off the final tokens.
 
 The parser is told about the to-be-removed tags so that it builds them as
 elements (with script/style content as raw text) instead of bleach's usual
@@ -24,7 +25,7 @@ from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
 
 from bleach import html5lib_shim
-from bleach._vendor.html5lib import _inputstream
+from bleach._vendor.html5lib import constants as html5lib_constants
 from bleach.sanitizer import BleachSanitizerFilter
 
 from .text import xml_safe
@@ -301,10 +302,6 @@ def absolutize(value: str, base_url: str) -> str:
         return value
 
 
-def _attr_dict(token) -> dict[str, str]:
-    return {name: value for (_ns, name), value in token.get("data", {}).items()}
-
-
 def _is_placeholder_src(src: str | None, policy: Policy) -> bool:
     if not src or not src.strip():
         return True
@@ -337,205 +334,341 @@ def drops_with_content(name: str, attrs, stack, policy: Policy, selectors, base_
     return bool(selectors) and any(selector_matches(sel, stack) for sel in selectors)
 
 
-class StructureFilter(html5lib_shim.Filter):
-    """Removes elements with their content and rewrites URLs; see module doc."""
+# How html5lib's etree walker reads "{namespace}name" tag and attribute names.
+_QUALIFIED_NAME = re.compile("{([^}]*)}(.*)")
+_HTML_NAMESPACE = html5lib_constants.namespaces["html"]
+_VOID_ELEMENTS = html5lib_constants.voidElements
+_WALKER_SPACES = "".join(html5lib_constants.spaceCharacters)
+_SPACES = " \t\n\r\f"
+_NOT_VISIBLE = " \t\n\r\f\u00a0\u3000"
+_BLANK_ENTITIES = frozenset({"nbsp", "ensp", "emsp", "thinsp"})
+_REWRITTEN_TAGS = frozenset({"img", "video", "source", "audio", "iframe"})
+_NO_ATTRIBUTES: dict[str, str] = {}  # shared, never written to
 
-    def __init__(self, source, policy: Policy, selectors, base_url: str):
-        super().__init__(source)
-        self.policy = policy
-        self.selectors = selectors
+
+def _split_name(name: str) -> tuple[str | None, str]:
+    if name[:1] == "{":
+        match = _QUALIFIED_NAME.match(name)
+        if match:
+            return match.group(1), match.group(2)
+    return None, name
+
+
+def _token_attributes(attrib) -> dict:
+    """An element's attributes keyed (namespace, name), as html5lib's walker gives them."""
+    data = {}
+    for name, value in attrib.items():
+        data[_split_name(name) if name[:1] == "{" else (None, name)] = value
+    return data
+
+
+def _rewrite(data: dict, name: str, policy: Policy, base_url: str) -> None:
+    """Lazy images get their real src, URLs become absolute, links and frames get their rel/sandbox."""
+    if not data:
+        return
+    attrs = {key[1]: key for key in data}
+    if name in ("img", "video", "source", "audio"):
+        src = data.get(attrs["src"]) if "src" in attrs else None
+        if _is_placeholder_src(src, policy):
+            for lazy in LAZY_SRC_ATTRIBUTES:
+                if lazy in attrs and data[attrs[lazy]].strip() and not data[attrs[lazy]].strip().lower().startswith("data:"):
+                    data[(None, "src")] = data[attrs[lazy]]
+                    attrs["src"] = (None, "src")
+                    break
+            else:
+                srcset = data.get(attrs["srcset"], "") if "srcset" in attrs else ""
+                first = srcset.strip().split(",")[0].strip().split(" ")[0] if srcset.strip() else ""
+                if first:
+                    data[(None, "src")] = first
+                    attrs["src"] = (None, "src")
+    for attr in URL_ATTRIBUTES:
+        if attr in attrs:
+            data[attrs[attr]] = absolutize(data[attrs[attr]], base_url)
+    if name == "iframe":
+        data[(None, "sandbox")] = "allow-scripts allow-same-origin allow-popups"
+    if name == "a" and "href" in attrs:
+        data[(None, "rel")] = "noopener noreferrer nofollow"
+
+
+class _Pass:
+    """One body's trip from the parsed tree to the tokens the serializer writes.
+
+    The stages used to be three html5lib filters over html5lib's tree walker;
+    each token then went through six generators, and removed elements were
+    walked token by token just to be skipped. Here one loop walks the tree,
+    never enters a removed element, and hands each token through the same
+    stages in the same order:
+
+    1. structure: removal with content, lazy images, absolute URLs;
+    2. bleach: ``BleachSanitizerFilter.sanitize_token`` decides every tag,
+       attribute and URL, then consecutive text is merged as bleach merges it;
+    3. tidy: whitespace collapsed outside <pre>, empty elements held back and
+       dropped.
+    """
+
+    def __init__(self, sanitizer: "BleachSanitizer", base_url: str):
+        self.policy = sanitizer.policy
+        self.subjects = sanitizer._subjects
+        self.bare_subjects = sanitizer._bare_subjects
+        self.sanitize = sanitizer._bleach.sanitize_token
         self.base_url = base_url
-        self.dropped_images: set[str] = set()  # image URLs inside removed elements
+        self.ancestors: list[tuple[str, dict]] = []  # only kept when a selector may need them
+        self.dropped_images: set[str] = set()
+        self.out: list[dict] = []
+        self.frames: list[list] = []  # elements that may turn out empty: [tokens, has content, open tags inside]
+        self.chars: list[str] = []  # text waiting to be merged, as bleach merges it
+        self.pre_depth = 0
+        self.space = ""  # whitespace seen since the last text, not yet written
 
-    def _drop(self, name: str, attrs: dict[str, str], stack) -> bool:
-        return drops_with_content(name, attrs, stack, self.policy, self.selectors, self.base_url)
+    # -- stage 1: structure, while walking the tree ---------------------------
 
-    def _rewrite(self, token, name: str) -> None:
-        data = token.get("data")
-        if not data:
+    def walk(self, root) -> None:
+        keep_ancestors = bool(self.subjects)
+        ancestors = self.ancestors
+        tag_token = self.tag_token
+        text = self.text
+        if root.text:
+            text(root.text)
+        stack = [(iter(root), None, None)]
+        while stack:
+            children, end, owner = stack[-1]
+            for element in children:
+                tag = element.tag
+                if isinstance(tag, str) and tag != "<!DOCTYPE>":  # comments and doctypes go, their tail stays
+                    namespace, name = _split_name(tag)
+                    data = _token_attributes(element.attrib) if element.attrib else {}
+                    attrs = {key[1]: value for key, value in data.items()} if data else _NO_ATTRIBUTES
+                    void = (not namespace or namespace == _HTML_NAMESPACE) and name in _VOID_ELEMENTS
+                    if keep_ancestors:
+                        ancestors.append((name, attrs))
+                    if self.drops(name, attrs):
+                        self.remember_images(element, void, name)
+                        if keep_ancestors:
+                            ancestors.pop()
+                    else:
+                        if data and (name in _REWRITTEN_TAGS or not URL_ATTRIBUTES.isdisjoint(attrs)):
+                            _rewrite(data, name, self.policy, self.base_url)
+                        if void:
+                            tag_token({"type": "EmptyTag", "name": name, "namespace": namespace, "data": data})
+                            if len(element) or element.text:
+                                tag_token({"type": "SerializeError", "data": "Void element has children"})
+                            if keep_ancestors:
+                                ancestors.pop()
+                        else:
+                            tag_token({"type": "StartTag", "name": name, "namespace": namespace, "data": data})
+                            end_token = {"type": "EndTag", "name": name, "namespace": namespace}
+                            if element.text:
+                                text(element.text)
+                            if len(element):
+                                stack.append((iter(element), end_token, element))
+                                break
+                            tag_token(end_token)
+                            if keep_ancestors:
+                                ancestors.pop()
+                if element.tail:
+                    text(element.tail)
+            else:
+                stack.pop()
+                if owner is not None:
+                    tag_token(end)
+                    if keep_ancestors:
+                        ancestors.pop()
+                    if owner.tail:
+                        text(owner.tail)
+
+    def drops(self, name: str, attrs: dict) -> bool:
+        """drops_with_content, with selectors tried only where they can match."""
+        if name in DROP_WITH_CONTENT:
+            if name == "iframe" and self.policy.iframe_hosts:
+                return not iframe_allowed(attrs.get("src", ""), self.base_url, self.policy.iframe_hosts)
+            return True
+        if not attrs:
+            subjects = self.bare_subjects
+        else:
+            if "hidden" in attrs:
+                return True
+            if attrs.get("aria-hidden") == "true" and name in ("div", "section", "aside"):
+                return True
+            style = attrs.get("style")
+            if style and _HIDING_STYLE.search(style):
+                return True
+            subjects = self.subjects
+        for tag, required, selector in subjects:
+            if tag is not None and tag != name:
+                continue
+            for attr in required:
+                if attr not in attrs:
+                    break
+            else:
+                if selector_matches(selector, self.ancestors):
+                    return True
+        return False
+
+    def remember_images(self, element, void: bool, name: str) -> None:
+        """The images html5lib's walker would have shown inside a removed element."""
+        if void:  # the walker never enters a void element
+            if name == "img":
+                self.remember(element)
             return
-        attrs = {key[1]: key for key in data}
-        if name in ("img", "video", "source", "audio"):
-            src = data.get(attrs["src"]) if "src" in attrs else None
-            if _is_placeholder_src(src, self.policy):
-                for lazy in LAZY_SRC_ATTRIBUTES:
-                    if lazy in attrs and data[attrs[lazy]].strip() and not data[attrs[lazy]].strip().lower().startswith("data:"):
-                        data[(None, "src")] = data[attrs[lazy]]
-                        attrs["src"] = (None, "src")
-                        break
-                else:
-                    srcset = data.get(attrs["srcset"], "") if "srcset" in attrs else ""
-                    first = srcset.strip().split(",")[0].strip().split(" ")[0] if srcset.strip() else ""
-                    if first:
-                        data[(None, "src")] = first
-                        attrs["src"] = (None, "src")
-        for attr in URL_ATTRIBUTES:
-            if attr in attrs:
-                data[attrs[attr]] = absolutize(data[attrs[attr]], self.base_url)
-        if name == "iframe":
-            data[(None, "sandbox")] = "allow-scripts allow-same-origin allow-popups"
-        if name == "a" and "href" in attrs:
-            data[(None, "rel")] = "noopener noreferrer nofollow"
+        todo = list(element)
+        while todo:
+            node = todo.pop()
+            if not isinstance(node.tag, str) or node.tag == "<!DOCTYPE>":
+                continue
+            namespace, name = _split_name(node.tag)
+            if (not namespace or namespace == _HTML_NAMESPACE) and name in _VOID_ELEMENTS:
+                if name == "img":
+                    self.remember(node)
+                continue
+            todo.extend(node)
 
-    def _remember_dropped(self, token) -> None:
-        for name, value in _attr_dict(token).items():
+    def remember(self, element) -> None:
+        attrs = {key[1]: value for key, value in _token_attributes(element.attrib).items()}
+        for name, value in attrs.items():
             if name == "src" or name in LAZY_SRC_ATTRIBUTES:
                 self.dropped_images.add(absolutize(value, self.base_url))
 
-    def __iter__(self):
-        stack: list[tuple[str, dict[str, str]]] = []
-        skipping = 0  # depth inside a removed element
-        for token in super().__iter__():
-            kind = token["type"]
-            if kind == "Comment" or kind == "Doctype":
+    def text(self, data: str) -> None:
+        """Text as the walker splits it: outer whitespace apart from the rest."""
+        middle = data.lstrip(_WALKER_SPACES)
+        if len(middle) != len(data):
+            self.spaces(data[: len(data) - len(middle)])
+        core = middle.rstrip(_WALKER_SPACES)
+        if core:
+            self.tag_token({"type": "Characters", "data": core})
+        if len(core) != len(middle):
+            self.spaces(middle[len(core) :])
+
+    # -- stage 2: bleach -------------------------------------------------------
+
+    def tag_token(self, token: dict) -> None:
+        result = self.sanitize(token)
+        if not result:
+            return
+        chars = self.chars
+        for token in result if isinstance(result, list) else (result,):
+            if token["type"] == "Characters":
+                chars.append(token["data"])
                 continue
-            if kind == "StartTag":
-                name = token["name"]
-                attrs = _attr_dict(token)
-                stack.append((name, attrs))
-                if skipping:
-                    skipping += 1
-                    continue
-                if self._drop(name, attrs, stack):
-                    skipping = 1
-                    continue
-                self._rewrite(token, name)
-                yield token
-            elif kind == "EndTag":
-                if stack:
-                    stack.pop()
-                if skipping:
-                    skipping -= 1
-                    continue
-                yield token
-            elif kind == "EmptyTag":
-                if skipping:
-                    if token["name"] == "img":
-                        self._remember_dropped(token)
-                    continue
-                name = token["name"]
-                attrs = _attr_dict(token)
-                stack.append((name, attrs))
-                dropped = self._drop(name, attrs, stack)
-                stack.pop()
-                if dropped:
-                    if name == "img":
-                        self._remember_dropped(token)
-                    continue
-                self._rewrite(token, name)
-                yield token
-            else:
-                if not skipping:
-                    yield token
+            if chars:
+                self.tidy_text("".join(chars))
+                chars.clear()
+            self.tidy(token)
 
+    def spaces(self, data: str) -> None:
+        # bleach passes whitespace through untouched
+        chars = self.chars
+        if chars:
+            self.tidy_text("".join(chars))
+            chars.clear()
+        if self.pre_depth:
+            self.hold({"type": "SpaceCharacters", "data": data})
+        else:
+            # only whether pending space is there and holds a line break matters
+            self.space += data
 
-class TidyFilter(html5lib_shim.Filter):
-    """Drops empty paragraphs and blank runs; records text and first image."""
+    # -- stage 3: tidy ----------------------------------------------------------
 
-    def __init__(self, source):
-        super().__init__(source)
-        self.text_parts: list[str] = []
-        self.first_image: str | None = None
+    def tidy_text(self, data: str) -> None:
+        if self.pre_depth:
+            self.hold({"type": "Characters", "data": data})
+            return
+        if "\n" in data:
+            data = _BREAKING_SPACE.sub("\n", data)
+        data = _SPACE_RUN.sub(" ", data)
+        core = data.strip(_SPACES)
+        if not core:
+            self.space += data
+            return
+        lead = data[: len(data) - len(data.lstrip(_SPACES))]
+        space = self.space
+        if space or lead:
+            self.hold({"type": "SpaceCharacters", "data": "\n" if "\n" in space or "\n" in lead else " "})
+        self.space = data[len(data.rstrip(_SPACES)) :]
+        self.hold({"type": "Characters", "data": core})
 
-    def _note(self, token) -> None:
+    def tidy(self, token: dict) -> None:
+        if self.space:
+            self.hold({"type": "SpaceCharacters", "data": "\n" if "\n" in self.space else " "})
+            self.space = ""
         kind = token["type"]
-        if kind in ("Characters", "SpaceCharacters"):
-            self.text_parts.append(token["data"])
+        if kind == "StartTag":
+            if token["name"] == "pre":
+                self.pre_depth += 1
+        elif kind == "EndTag" and token["name"] == "pre":
+            self.pre_depth -= 1
+        self.hold(token)
+
+    def hold(self, token: dict) -> None:
+        """Empty paragraphs and the like are kept back until their end tag shows them empty."""
+        frames = self.frames
+        kind = token["type"]
+        if kind == "StartTag" and token["name"] in _EMPTY_DROPPABLE:
+            frames.append([[token], False, 0])
+            return
+        if not frames:
+            self.out.append(token)
+            return
+        frame = frames[-1]
+        frame[0].append(token)
+        if kind == "Characters":
+            if not frame[1] and token["data"].strip(_NOT_VISIBLE):
+                frame[1] = True
+        elif kind == "StartTag":
+            if token["name"] in _CONTENT_TAGS:
+                frame[1] = True
+            frame[2] += 1
+        elif kind == "EmptyTag":
+            if token["name"] in _CONTENT_TAGS:
+                frame[1] = True
         elif kind == "Entity":
-            self.text_parts.append(html.unescape(f"&{token['name']};"))
-        elif kind in ("StartTag", "EndTag", "EmptyTag"):
+            if token["name"] not in _BLANK_ENTITIES:
+                frame[1] = True
+        elif kind == "EndTag":
+            if frame[2]:
+                frame[2] -= 1
+                return
+            frames.pop()  # this end tag closes the frame's element
+            if not frame[1]:
+                return  # nothing visible inside: drop it whole
+            if frames:
+                frames[-1][0].extend(frame[0])
+                frames[-1][1] = True
+            else:
+                self.out.extend(frame[0])
+
+    def finish(self) -> list[dict]:
+        if self.chars:
+            self.tidy_text("".join(self.chars))
+            self.chars.clear()
+        if self.space:
+            self.hold({"type": "SpaceCharacters", "data": "\n" if "\n" in self.space else " "})
+            self.space = ""
+        for frame in self.frames:  # unbalanced input cannot happen with html5lib; be safe
+            self.out.extend(frame[0])
+        self.frames.clear()
+        return self.out
+
+
+def _text_and_first_image(tokens: list[dict]) -> tuple[str, str | None]:
+    """Plain text (block boundaries as newlines) and the first absolute image."""
+    parts = []
+    first_image = None
+    for token in tokens:
+        kind = token["type"]
+        if kind == "Characters" or kind == "SpaceCharacters":
+            parts.append(token["data"])
+        elif kind == "Entity":
+            parts.append(html.unescape(f"&{token['name']};"))
+        elif kind == "StartTag" or kind == "EndTag" or kind == "EmptyTag":
             name = token["name"]
             if name in _BLOCK_TAGS:
-                self.text_parts.append("\n")
-            if name == "img" and self.first_image is None and kind != "EndTag":
-                src = _attr_dict(token).get("src")
+                parts.append("\n")
+            if name == "img" and first_image is None and kind != "EndTag":
+                src = {key[1]: value for key, value in token.get("data", {}).items()}.get("src")
                 if src and src.startswith(("http://", "https://")):
-                    self.first_image = src
-
-    @staticmethod
-    def _is_content(token) -> bool:
-        kind = token["type"]
-        if kind in ("EmptyTag", "StartTag"):
-            return token["name"] in _CONTENT_TAGS
-        if kind == "Characters":
-            return bool(token["data"].strip(" \t\n\r\f\u00a0\u3000"))
-        if kind == "Entity":
-            return token["name"] not in ("nbsp", "ensp", "emsp", "thinsp")
-        return False
-
-    def __iter__(self):
-        # frames of possibly-empty elements: [tokens, has_content, open tags inside]
-        frames: list[list] = []
-        for token in self._merge_space(super().__iter__()):
-            kind = token["type"]
-            if kind == "StartTag" and token["name"] in _EMPTY_DROPPABLE:
-                frames.append([[token], False, 0])
-                continue
-            if not frames:
-                yield self._emit(token)
-                continue
-            frame = frames[-1]
-            frame[0].append(token)
-            if self._is_content(token):
-                frame[1] = True
-            if kind == "StartTag":
-                frame[2] += 1
-            elif kind == "EndTag":
-                if frame[2]:
-                    frame[2] -= 1
-                    continue
-                frames.pop()  # this EndTag closes the frame's element
-                if not frame[1]:
-                    continue  # nothing visible inside: drop it whole
-                if frames:
-                    frames[-1][0].extend(frame[0])
-                    frames[-1][1] = True
-                else:
-                    for held in frame[0]:
-                        yield self._emit(held)
-        for frame in frames:  # unbalanced input cannot happen with html5lib; be safe
-            for held in frame[0]:
-                yield self._emit(held)
-
-    def _emit(self, token):
-        self._note(token)
-        return token
-
-    @staticmethod
-    def _merge_space(tokens):
-        """Collapse whitespace outside <pre>, across token boundaries too."""
-        pre_depth = 0
-        space = ""
-        for token in tokens:
-            kind = token["type"]
-            if kind in ("Characters", "SpaceCharacters") and not pre_depth:
-                data = _BREAKING_SPACE.sub("\n", token["data"])
-                data = _SPACE_RUN.sub(" ", data)
-                core = data.strip(" \t\n\r\f")
-                if not core:
-                    space += data
-                    continue
-                lead = data[: len(data) - len(data.lstrip(" \t\n\r\f"))]
-                trail = data[len(data.rstrip(" \t\n\r\f")) :]
-                if space or lead:
-                    yield {"type": "SpaceCharacters", "data": "\n" if "\n" in space + lead else " "}
-                space = trail
-                yield {"type": "Characters", "data": core}
-                continue
-            if space:
-                yield {"type": "SpaceCharacters", "data": "\n" if "\n" in space else " "}
-                space = ""
-            if kind == "StartTag" and token["name"] == "pre":
-                pre_depth += 1
-            elif kind == "EndTag" and token["name"] == "pre":
-                pre_depth -= 1
-            yield token
-        if space:
-            yield {"type": "SpaceCharacters", "data": "\n" if "\n" in space else " "}
-
-    @property
-    def text(self) -> str:
-        return "".join(self.text_parts)
+                    first_image = src
+    return "".join(parts), first_image
 
 
 def prepare_body(body: str) -> tuple[str, tuple[str, ...]]:
@@ -645,7 +778,23 @@ class BleachSanitizer:
         self.parser = _Parser(
             tags=parse_tags, strip=True, consume_entities=False, namespaceHTMLElements=False
         )
-        self.walker = html5lib_shim.getTreeWalker("etree")
+        # bleach's own filter, configured once; _Pass calls it for every token
+        self._bleach = BleachSanitizerFilter(
+            source=(),
+            allowed_tags=ALLOWED_TAGS,
+            attributes=ALLOWED_ATTRIBUTES,
+            allowed_protocols=ALLOWED_PROTOCOLS,
+            strip_disallowed_tags=True,
+            strip_html_comments=True,
+        )
+        # What the element a selector removes must have: its tag (None = any)
+        # and attribute names; most elements are ruled out without matching.
+        self._subjects = []
+        for selector in self.selectors:
+            subject = selector[-1][1]
+            required = (("id",) if subject.ids else ()) + (("class",) if subject.classes else ()) + tuple(name for name, _op, _value in subject.attrs)
+            self._subjects.append((subject.tag, required, selector))
+        self._bare_subjects = [entry for entry in self._subjects if not entry[1]]
         self.serializer = html5lib_shim.BleachHTMLSerializer(
             quote_attr_values="always",
             omit_optional_tags=False,
@@ -660,18 +809,12 @@ class BleachSanitizer:
         if not body.strip():
             return CleanBody("", "", None)
         dom = self.parser.parseFragment(body)
-        structure = StructureFilter(self.walker(dom), self.policy, self.selectors, base_url)
-        stream = BleachSanitizerFilter(
-            source=structure,
-            allowed_tags=ALLOWED_TAGS,
-            attributes=ALLOWED_ATTRIBUTES,
-            allowed_protocols=ALLOWED_PROTOCOLS,
-            strip_disallowed_tags=True,
-            strip_html_comments=True,
-        )
-        tidy = TidyFilter(stream)
-        out = self.serializer.render(tidy)
-        return CleanBody(squeeze_blank_lines(xml_safe(out)).strip(), tidy.text, tidy.first_image, frozenset(structure.dropped_images), notes)
+        run = _Pass(self, base_url)
+        run.walk(dom)
+        tokens = run.finish()
+        out = self.serializer.render(tokens)
+        text, first_image = _text_and_first_image(tokens)
+        return CleanBody(squeeze_blank_lines(xml_safe(out)).strip(), text, first_image, frozenset(run.dropped_images), notes)
 
 
 @lru_cache(maxsize=4)
