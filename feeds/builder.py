@@ -63,9 +63,10 @@ class Builder:
 
     def changed(self) -> bool:
         scan = self._scan_now()
-        if self.stamp is not None and watch.stamp_of(scan) == self.stamp:
+        stamp = watch.stamp_of(scan)
+        if self.stamp is not None and stamp == self.stamp:
             return False
-        self._scan = scan
+        self._scan = (scan, stamp)
         return True
 
     def build(self, progress: Callable[[int, int], None] | None = None) -> BuildResult:
@@ -74,8 +75,11 @@ class Builder:
         self.busy = True
         try:
             # stamped before reading: an edit made during the build triggers the next one
-            scan, self._scan = self._scan or self._scan_now(), None
-            stamp = watch.stamp_of(scan)
+            if self._scan is not None:
+                (scan, stamp), self._scan = self._scan, None
+            else:
+                scan = self._scan_now()
+                stamp = watch.stamp_of(scan)
             before = published_manifest(self.config.output.dir) if self.publisher else None
             state = run_pipeline(self.config, cache=self.cache, progress=progress, scan=scan)
             report = write_tree(self.config.output.dir, plan_site(self.config, state), gzip_siblings=self.config.output.gzip)
