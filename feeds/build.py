@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import time
@@ -179,7 +180,7 @@ class _Lock:
         self.handle.close()
 
 
-def write_tree(out: Path, resources: Iterable[Pending | tuple[str, Resource]], *, gzip_siblings: bool = False, spare: bool = True) -> WriteReport:
+def write_tree(out: Path, resources: Iterable[Pending | tuple[str, Resource]], *, gzip_siblings: bool = False, spare: bool = True, workers: int | None = None) -> WriteReport:
     """Make `out` a complete, current build, switched in with one atomic rename.
 
     Two build folders alternate. The published one is never touched; the
@@ -200,12 +201,12 @@ def write_tree(out: Path, resources: Iterable[Pending | tuple[str, Resource]], *
     except OSError as exc:
         raise OutputError(f"{builds}: cannot create build folder: {exc.strerror}") from None
     with lock:
-        _write_tree_locked(out, builds, resources, gzip_siblings, spare, report)
+        _write_tree_locked(out, builds, resources, gzip_siblings, spare, report, workers or os.cpu_count() or 1)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _write_tree_locked(out: Path, builds: Path, resources, gzip_siblings: bool, make_spare: bool, report: WriteReport) -> None:
+def _write_tree_locked(out: Path, builds: Path, resources, gzip_siblings: bool, make_spare: bool, report: WriteReport, workers: int) -> None:
     previous = _current_build(out)
     old_manifest = _load_manifest(previous) if previous else {}
     options = ["options", f"gzip={int(gzip_siblings)}", f"format={MANIFEST_FORMAT}"]
@@ -234,7 +235,7 @@ def _write_tree_locked(out: Path, builds: Path, resources, gzip_siblings: bool, 
             os.rename(spare_dir, build)
         else:
             build.mkdir()
-        manifest = _fill(build, previous, old_manifest, in_place, items, gzip_siblings, report)
+        manifest = _fill(build, previous, old_manifest, in_place, items, gzip_siblings, report, workers)
         manifest[""] = options
         _write_manifest(build, manifest)
         _switch(out, build, report)
@@ -259,23 +260,18 @@ def _write_tree_locked(out: Path, builds: Path, resources, gzip_siblings: bool, 
     report.target = build
 
 
-def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, gzip_siblings: bool, report: WriteReport) -> dict[str, list]:
+def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, gzip_siblings: bool, report: WriteReport, workers: int) -> dict[str, list]:
     root = str(build)
     prev_root = str(previous) if previous is not None else None
     manifest: dict[str, list] = {}
     fresh = not in_place  # a new, empty folder: nothing to replace
-    made: set[str] = {root}
+    todo: list[tuple] = []
     for item in items:
         item = _as_pending(item)
         site_path = item.path
         relative = _safe_relative(site_path)
         target = root + "/" + relative
         report.files += 1
-        if fresh:
-            folder = target.rpartition("/")[0]
-            if folder not in made:
-                os.makedirs(folder, exist_ok=True)
-                made.add(folder)
         here = in_place.pop(site_path, None)
         if item.key and here is not None and here[0] == item.key:
             manifest[site_path] = here
@@ -288,30 +284,94 @@ def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, 
                 report.skipped += 1
                 report.linked += 1
                 continue
-        resource = item.render()
-        digest = _digest(resource.body)
-        stamp = resource.last_modified.timestamp() if resource.last_modified is not None else None
-        manifest[site_path] = [item.key, digest, resource.kind, stamp]
-        report.bytes += len(resource.body)
-        if here is not None and here[1] == digest and here[3] == stamp:
-            continue  # the same bytes are already in place
-        if before is not None and before[1] == digest and before[3] == stamp and prev_root is not None:
-            if _link_from(prev_root, relative, target, gzip_siblings):
-                report.linked += 1
-                continue
-        _write_file(target, resource.body, stamp, fresh)
-        if not fresh:
-            _remove(target + ".gz")
-        if gzip_siblings and resource.kind in GZIP_KINDS and len(resource.body) >= GZIP_MIN_BYTES:
-            _write_file(target + ".gz", gzip.compress(resource.body, compresslevel=9, mtime=0), stamp, fresh)
-        report.written += 1
+        todo.append((site_path, item, relative, target, here, before))
     for site_path in in_place:
         if site_path:
             relative = _safe_relative(site_path)
             _remove(root + "/" + relative)
             _remove(root + "/" + relative + ".gz")
             _remove_empty_parents(root, relative)
+    for site_path, entry, outcome, size in _render_all(todo, prev_root, gzip_siblings, fresh, workers):
+        manifest[site_path] = entry
+        report.bytes += size
+        if outcome == "written":
+            report.written += 1
+        elif outcome == "linked":
+            report.linked += 1
     return manifest
+
+
+# Below this many files to render, forking costs more than it saves.
+RENDER_FORK_MIN = 256
+_RENDER_JOBS: tuple = ()  # set just before forking: the children inherit it
+
+
+def _render_one(job, prev_root: str | None, gzip_siblings: bool, fresh: bool) -> tuple[str, list, str, int]:
+    site_path, item, relative, target, here, before = job
+    resource = item.render()
+    digest = _digest(resource.body)
+    stamp = resource.last_modified.timestamp() if resource.last_modified is not None else None
+    entry = [item.key, digest, resource.kind, stamp]
+    size = len(resource.body)
+    if here is not None and here[1] == digest and here[3] == stamp:
+        return site_path, entry, "kept", size  # the same bytes are already in place
+    if before is not None and before[1] == digest and before[3] == stamp and prev_root is not None:
+        if _link_from(prev_root, relative, target, gzip_siblings):
+            return site_path, entry, "linked", size
+    _write_file(target, resource.body, stamp, fresh)
+    if not fresh:
+        _remove(target + ".gz")
+    if gzip_siblings and resource.kind in GZIP_KINDS and len(resource.body) >= GZIP_MIN_BYTES:
+        _write_file(target + ".gz", gzip.compress(resource.body, compresslevel=9, mtime=0), stamp, fresh)
+    return site_path, entry, "written", size
+
+
+def _render_task(task: int) -> list[tuple[str, list, str, int]]:
+    jobs, tasks, prev_root, gzip_siblings, fresh = _RENDER_JOBS
+    return [_render_one(jobs[i], prev_root, gzip_siblings, fresh) for i in tasks[task]]
+
+
+def _tasks(jobs: list[tuple], chunk: int = 256) -> list[list[int]]:
+    """Units of work for the render pool, largest first.
+
+    Files of one group (a feed format and kind, whose entry fragments are
+    shared) stay in one task; the rest go in chunks. The pool hands tasks
+    out as processes become free, which balances better than any estimate.
+    """
+    groups: dict[str, list[int]] = {}
+    costs: dict[str, float] = {}
+    singles: list[int] = []
+    for index, job in enumerate(jobs):
+        item = job[1]
+        group = getattr(item, "group", "")
+        if group:
+            groups.setdefault(group, []).append(index)
+            costs[group] = costs.get(group, 0.0) + getattr(item, "cost", 1.0)
+        else:
+            singles.append(index)
+    tasks = [groups[g] for g in sorted(groups, key=lambda g: -costs[g])]
+    tasks += [singles[i : i + chunk] for i in range(0, len(singles), chunk)]
+    return tasks
+
+
+def _render_all(jobs: list[tuple], prev_root: str | None, gzip_siblings: bool, fresh: bool, workers: int):
+    if workers <= 1 or len(jobs) < RENDER_FORK_MIN or "fork" not in multiprocessing.get_all_start_methods():
+        return [_render_one(job, prev_root, gzip_siblings, fresh) for job in jobs]
+    global _RENDER_JOBS
+    from .pipeline import _exit_with_parent
+
+    tasks = _tasks(jobs)
+    _RENDER_JOBS = (jobs, tasks, prev_root, gzip_siblings, fresh)
+    try:
+        # forked children see the catalog and the renderer as they are, with
+        # nothing pickled; each writes its own files and sends back only
+        # their manifest entries
+        context = multiprocessing.get_context("fork")
+        with context.Pool(workers, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
+            parts = list(pool.imap_unordered(_render_task, range(len(tasks))))
+    finally:
+        _RENDER_JOBS = ()
+    return [result for part in parts for result in part]
 
 
 def _remove(path: str) -> None:
@@ -372,7 +432,6 @@ def _link_from(prev_root: str, relative: str, target: str, gzip_siblings: bool) 
 
 def _clone(build: Path, spare: Path, manifest: dict[str, list]) -> None:
     """A copy of `build` made of hard links, with its manifest."""
-    made: set[str] = set()
     root, spare_root = str(build), str(spare)
     for dirpath, dirnames, filenames in os.walk(root):
         relative = dirpath[len(root) :]

@@ -64,6 +64,10 @@ class Pending:
     path: str
     key: str
     render: Callable[[], Resource]
+    # for splitting the rendering between processes: files of one group share
+    # work (entry fragments) and stay together; cost is a rough relative weight
+    group: str = ""
+    cost: float = 1.0
 
 
 def make_key(*parts) -> str:
@@ -231,7 +235,10 @@ class SiteRenderer:
                 )
                 path = doc_path(feed.path, fmt, page)
                 key = make_key(self.base_key, "feed", path, meta, links, self.digests(entries))
-                yield Pending(path, key, functools.partial(self._render_doc, meta, links, fmt, entries, html_url))
+                # a fragment is rendered once per format (and kind: full or
+                # brief) and reused by every feed that lists the article
+                group = f"{fmt}-{'brief' if page else 'full'}"
+                yield Pending(path, key, functools.partial(self._render_doc, meta, links, fmt, entries, html_url), group, 1.0 + 0.06 * len(entries))
 
     def _render_doc(self, meta: FeedMeta, links: DocLinks, fmt: str, entries, html_url: str) -> Resource:
         updated = self.updated_of(entries)
