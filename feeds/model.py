@@ -65,6 +65,9 @@ class Article:
     description: str | None = None  # front-matter description/excerpt, plain text
     undated: bool = False  # no readable date: `date` is the fixed fallback
     digest: str = ""  # of every field above: equal digests, equal renderings
+    # where the body is kept when a build cache is in use (then `body` is
+    # empty): a large site's bodies stay on disk until a page or feed needs one
+    body_file: str = ""
 
 
     @property

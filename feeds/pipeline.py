@@ -9,9 +9,12 @@ processes safe.
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
 import os
 import pickle
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -45,6 +48,7 @@ class Outcome:
     article: Article | None
     problems: tuple[Problem, ...]
     skipped_draft: bool = False
+    body_bytes: int = -1  # size of the stored body file, when the body was stored away
 
 
 @dataclass
@@ -112,8 +116,60 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="feeds-parent-watch", daemon=True).start()
 
 
-def _process_batch(batch: list[tuple[bytes, str, str, str]], job: Job) -> list[Outcome]:
-    return [process_source(raw, Path(path), rel, display, job) for raw, path, rel, display in batch]
+def _process_batch(batch: list[tuple[bytes, str, str, str, str]], job: Job, body_dir: str | None) -> list[Outcome]:
+    outcomes = []
+    for raw, path, rel, display, key in batch:
+        outcome = process_source(raw, Path(path), rel, display, job)
+        outcomes.append(store_body(body_dir, key, outcome) if body_dir else outcome)
+    return outcomes
+
+
+def body_path(body_dir: str, key: str) -> str:
+    name = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
+    return f"{body_dir}/{name[:2]}/{name}"
+
+
+def store_body(body_dir: str, key: str, outcome: Outcome) -> Outcome:
+    """Put the sanitized body in its own file beside the cache; the Outcome keeps none.
+
+    The file is named by the post's content key, so it never changes once
+    written: concurrent builds may both write it, and readers never see a
+    half-written one (temporary name, then rename).
+    """
+    article = outcome.article
+    if article is None:
+        return outcome
+    data = article.body.encode("utf-8", "surrogatepass")
+    blob = hashlib.blake2b(data, digest_size=16).digest() + data
+    path = body_path(body_dir, key)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        handle = open(tmp, "wb")
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        handle = open(tmp, "wb")
+    with handle:
+        handle.write(blob)
+    os.replace(tmp, path)
+    return Outcome(dataclasses.replace(article, body=""), outcome.problems, outcome.skipped_draft, len(blob))
+
+
+def read_body(article: Article) -> str:
+    """The article's sanitized body, from memory or from its file (checked)."""
+    if not article.body_file:
+        return article.body
+    with open(article.body_file, "rb") as handle:
+        blob = handle.read()
+    data = blob[16:]
+    if hashlib.blake2b(data, digest_size=16).digest() != blob[:16]:
+        # removed, so that the next build finds it missing and makes it again
+        os.unlink(article.body_file)
+        raise OSError(errno.EIO, "damaged body in the build cache (removed; build again to remake it)", article.body_file)
+    return data.decode("utf-8", "surrogatepass")
+
+
+def with_body(article: Article) -> Article:
+    return dataclasses.replace(article, body=read_body(article), body_file="") if article.body_file else article
 
 
 # The modules that decide what a post becomes (an Outcome). The cache is
@@ -191,6 +247,21 @@ class Cache:
         return None if self.directory is None else self.directory / f"outcomes-{self.fingerprint}.pickle"
 
     @property
+    def body_dir(self) -> str | None:
+        return None if self.directory is None else str(self.directory / f"bodies-{self.fingerprint}")
+
+    def has_body(self, key: str, outcome: Outcome) -> bool:
+        """The stored body of a cached Outcome is there and whole (size checked)."""
+        if outcome.article is None or outcome.body_bytes < 0:
+            return True  # no article, or its body is in the Outcome itself
+        if self.body_dir is None:
+            return False
+        try:
+            return os.stat(body_path(self.body_dir, key)).st_size == outcome.body_bytes
+        except OSError:
+            return False
+
+    @property
     def journal(self) -> Path | None:
         return None if self.directory is None else self.directory / f"outcomes-{self.fingerprint}.journal"
 
@@ -266,6 +337,12 @@ class Cache:
         stats_drop = list(saved_stats.keys() - stats.keys())
         if not (put or drop or stats_put or stats_drop):
             return None
+        if drop and self.body_dir is not None:
+            for key in drop:
+                try:
+                    os.unlink(body_path(self.body_dir, key))
+                except OSError:
+                    pass  # never written (a draft, an error) or already gone
         file, journal = self.file, self.journal
         assert file is not None and journal is not None
         try:
@@ -289,6 +366,9 @@ class Cache:
         for old in self.directory.glob("outcomes-*"):
             if old not in (file, journal):
                 old.unlink(missing_ok=True)
+        for old in self.directory.glob("bodies-*"):
+            if str(old) != self.body_dir:
+                shutil.rmtree(old, ignore_errors=True)  # from other settings or code
         tmp = file.with_suffix(f".tmp{os.getpid()}")
         with open(tmp, "wb") as handle:
             pickle.dump({"fingerprint": self.fingerprint, "entries": self.entries, "stats": self.stats}, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -378,12 +458,15 @@ def load_articles(
             continue
         keys[index] = key
         hit = cache.get(key)
+        if hit is not None and not cache.has_body(key, hit):
+            hit = None  # its body file is missing or damaged: made again
         if hit is not None:
             outcomes[index] = _redisplay(hit, display)
         else:
             todo.append(index)
 
     total = len(todo)
+    body_dir = cache.body_dir
     if progress:
         progress(0, total)
     workers = config.build.worker_count
@@ -393,7 +476,7 @@ def load_articles(
         done = 0
         with ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
             futures = [
-                (batch, pool.submit(_process_batch, [(_raw(sources[i]), str(sources[i][0]), sources[i][1], sources[i][2]) for i in batch], job))
+                (batch, pool.submit(_process_batch, [(_raw(sources[i]), str(sources[i][0]), sources[i][1], sources[i][2], keys[i]) for i in batch], job, body_dir))
                 for batch in batches
             ]
             for batch, future in futures:
@@ -407,6 +490,8 @@ def load_articles(
         for done, index in enumerate(todo, 1):
             path, rel, display, _, _ = sources[index]
             outcome = process_source(_raw(sources[index]), Path(path), rel, display, job)
+            if body_dir:
+                outcome = store_body(body_dir, keys[index], outcome)
             outcomes[index] = outcome
             cache.put(keys[index], outcome)
             if progress and (done % 16 == 0 or done == total):
@@ -444,6 +529,8 @@ def load_articles(
         future = future_warning_for(article, display, now)
         if future:
             problems.append(future)
+        if body_dir and outcome.body_bytes >= 0:
+            article = dataclasses.replace(article, body_file=body_path(body_dir, keys[index]))
         articles.append(article)
 
     return LoadResult(
@@ -481,4 +568,5 @@ def _redisplay(outcome: Outcome, display: str) -> Outcome:
         outcome.article,
         tuple(Problem(display, p.line, p.severity, p.message) for p in outcome.problems),
         outcome.skipped_draft,
+        outcome.body_bytes,
     )

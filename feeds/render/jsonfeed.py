@@ -26,6 +26,8 @@ def render_item(article: Article, brief: bool = False) -> str:
     if brief:
         item["content_text"] = article.summary or article.title
     else:
+        if article.body_file:
+            raise ValueError(f"{article.source}: body not loaded (use pipeline.with_body)")  # never publish an empty body by mistake
         item["content_html"] = article.body or "<p></p>"
     if article.summary:
         item["summary"] = article.summary

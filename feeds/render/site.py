@@ -25,6 +25,7 @@ from ..catalog import KIND_CATEGORY, KIND_SITE, KIND_TAG, Catalog, Feed, categor
 from .. import __version__
 from ..config import Config
 from ..model import Article
+from ..pipeline import read_body, with_body
 from ..normalize import UNDATED
 from ..slug import absolute_url, post_path
 from . import jsonfeed, xmlfeeds
@@ -166,6 +167,8 @@ class SiteRenderer:
         missing = [i for i in dict.fromkeys(indices) if i not in cache]
         if missing:
             articles = [self.catalog.articles[i] for i in missing]
+            if not brief:
+                articles = [with_body(a) for a in articles]
             if fmt == "json":
                 rendered = jsonfeed.render_items(articles, brief)
             else:
@@ -352,7 +355,7 @@ class SiteRenderer:
                 "original_url": article.original_url,
                 "categories": chains,
                 "tags": [{"name": f.name, "url": self.url(f.path)} for f in tags],
-                "body": article.body,
+                "body": read_body(article),
             },
         )
         return page + "index.html", html.encode("utf-8")

@@ -35,6 +35,8 @@ def _new_generator() -> FeedGenerator:
 
 
 def _add_entry(fg: FeedGenerator, article: Article, fmt: str, brief: bool = False) -> None:
+    if article.body_file and not brief:
+        raise ValueError(f"{article.source}: body not loaded (use pipeline.with_body)")  # never publish an empty body by mistake
     fe = fg.add_entry(order="append")
     uid = entry_id(article.id)
     fe.id(uid)
