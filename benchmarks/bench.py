@@ -1,12 +1,14 @@
 """End-to-end benchmark of `feeds` on a synthetic mirror-shaped corpus.
 
     .venv/bin/python benchmarks/bench.py --posts 1000 [--json out.json]
-        [--skip-serve] [--skip-naive] [--keep DIR] [--workers N] [--seed S]
+        [--skip-serve] [--skip-naive] [--skip-nh3] [--skip-hugo] [--hugo-content md|html]
+        [--keep DIR] [--workers N] [--seed S]
 
 One run: generate N synthetic posts (seeded; not timed) → bleach alone →
 cold / no-change / one-post-changed `feeds build` (subprocesses, wall time
-and peak RSS of the process tree) → naive single-process script →
-`feeds serve` vs nginx under wrk. Prints one markdown table (PASS/MISS per
+and peak RSS of the process tree) → cold build with `[sanitize] engine =
+"nh3"` → Hugo full build of the same posts (if `hugo` is on PATH) → naive
+single-process script → `feeds serve` vs nginx under wrk. Prints one markdown table (PASS/MISS per
 target) and optionally the raw numbers as JSON. Always exits 0 unless the
 benchmark itself cannot run. See benchmarks/README.md.
 """
@@ -354,6 +356,21 @@ reload_seconds = 2
     return cfg
 
 
+def write_engine_config(cfg: Path, engine: str) -> Path:
+    """A copy of the generated config with `[sanitize] engine` set, and its own cache and output folders."""
+    text = cfg.read_text(encoding="utf-8")
+    swaps = (('engine = "bleach"', f'engine = "{engine}"'),
+             ('dir = "public"', f'dir = "public-{engine}"'),
+             ('cache_dir = ".feeds-cache"', f'cache_dir = ".feeds-cache-{engine}"'))
+    for old, new in swaps:
+        if text.count(old) != 1:
+            raise RuntimeError(f"generated config: expected exactly one {old!r}")
+        text = text.replace(old, new)
+    out = cfg.with_name(f"config-{engine}.toml")
+    out.write_text(text, encoding="utf-8")
+    return out
+
+
 def package_fingerprint() -> str:
     """Digest of the installed feeds package's *.py files: feeds keys its cache on its own source,
     so an edit by someone else during the run invalidates the cache between builds."""
@@ -584,6 +601,270 @@ def bleach_alone(bodies: list[str]) -> dict:
     size = sum(len(b.encode()) for b in bodies)
     return {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "bodies": len(bodies), "input_mb": round(size / MB, 2),
             "output_mb": round(out / MB, 2), "mb_per_s": round(size / MB / wall, 2)}
+
+
+# --------------------------------------------------------------------------
+# 2b. Hugo, from the same posts
+# --------------------------------------------------------------------------
+
+HUGO_INSTALL_HINT = "Debian/Ubuntu: apt-get install -y hugo"
+
+HUGO_CONFIG = """\
+baseURL = "http://127.0.0.1:8000/"
+title = "bench"
+languageCode = "zh-CN"
+timeZone = "Asia/Shanghai"
+# no sitemap/robots: feeds writes neither (its OPML has no Hugo counterpart here)
+disableKinds = ["sitemap", "robotsTXT"]
+# term titles as written in the posts (bench.py checks each term feed by its title)
+capitalizeListTitles = false
+pluralizeListTitles = false
+# every feed lists every post of its term (Hugo's default is also -1)
+rssLimit = -1
+
+[services.rss]
+limit = -1
+
+[taxonomies]
+category = "categories"
+tag = "tags"
+author = "authors"
+
+[outputs]
+home = ["HTML", "RSS"]
+section = ["HTML", "RSS"]
+taxonomy = ["HTML", "RSS"]
+term = ["HTML", "RSS"]
+
+[markup.goldmark.renderer]
+unsafe = true
+"""
+
+# Minimal layouts (no theme): a page per post, an HTML list and an RSS 2.0 feed per
+# home / section / taxonomy / term. Feeds carry the full rendered body, like feeds' entries.
+HUGO_LAYOUTS = {
+    "_default/baseof.html": """\
+<!doctype html>
+<html lang="{{ site.LanguageCode }}">
+<head>
+<meta charset="utf-8">
+<title>{{ .Title }} · {{ site.Title }}</title>
+{{- with .OutputFormats.Get "rss" }}
+<link rel="alternate" type="application/rss+xml" href="{{ .RelPermalink }}">
+{{- end }}
+</head>
+<body>
+{{ block "main" . }}{{ end }}
+</body>
+</html>
+""",
+    "_default/single.html": """\
+{{ define "main" }}
+<article>
+<h1>{{ .Title }}</h1>
+{{- if not .Date.IsZero }}
+<time datetime="{{ .Date.Format "2006-01-02T15:04:05Z07:00" }}">{{ .Date.Format "2006-01-02 15:04" }}</time>
+{{- end }}
+<p>{{ range .GetTerms "categories" }}<a href="{{ .RelPermalink }}">{{ .LinkTitle }}</a> {{ end }}
+{{- range .GetTerms "authors" }}· <a href="{{ .RelPermalink }}">{{ .LinkTitle }}</a>{{ end }}</p>
+{{ .Content }}
+</article>
+{{ end }}
+""",
+    "_default/list.html": """\
+{{ define "main" }}
+<h1>{{ .Title }}</h1>
+<ul>
+{{- range .Pages }}
+<li><a href="{{ .RelPermalink }}">{{ .LinkTitle }}</a></li>
+{{- end }}
+</ul>
+{{ end }}
+""",
+    "_default/rss.xml": """\
+{{- $pages := .Pages -}}
+{{- if .IsHome }}{{ $pages = site.RegularPages }}{{ end -}}
+{{- $limit := site.Config.Services.RSS.Limit -}}
+{{- if ge $limit 1 }}{{ $pages = $pages | first $limit }}{{ end -}}
+{{- printf "<?xml version=\\"1.0\\" encoding=\\"utf-8\\"?>" | safeHTML }}
+<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">
+<channel>
+<title>{{ .Title }}</title>
+<link>{{ .Permalink }}</link>
+<description>{{ .Title }} · {{ site.Title }}</description>
+<language>{{ site.LanguageCode }}</language>
+{{- with .OutputFormats.Get "RSS" }}
+<atom:link href="{{ .Permalink }}" rel="self" type="application/rss+xml"/>
+{{- end }}
+{{- range $pages }}
+<item>
+<title>{{ .Title }}</title>
+<link>{{ .Permalink }}</link>
+<guid>{{ .Permalink }}</guid>
+{{- if not .Date.IsZero }}
+<pubDate>{{ .Date.Format "Mon, 02 Jan 2006 15:04:05 -0700" | safeHTML }}</pubDate>
+{{- end }}
+{{- range .Params.categories }}
+<category>{{ . }}</category>
+{{- end }}
+<description>{{ .Content | html }}</description>
+</item>
+{{- end }}
+</channel>
+</rss>
+""",
+}
+
+CST = timezone(timedelta(hours=8))  # [site] timezone of the generated config: zone-less dates are read in it
+
+
+def _flatten(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [name for item in value for name in _flatten(item)]
+    name = str(value).strip()
+    return [name] if name else []
+
+
+def _hugo_date(value) -> str | None:
+    """ISO 8601 with offset, or None for a date nobody can read ('Invalid Date')."""
+    from email.utils import parsedate_to_datetime
+
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=CST)
+    elif isinstance(value, str):
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            try:
+                moment = datetime.fromisoformat(value.strip())
+            except ValueError:
+                return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=CST)
+    else:
+        return None
+    return moment.isoformat()
+
+
+def layout_hugo(root: Path, posts_dir: Path, files: list[Path], content_format: str) -> tuple[Path, dict]:
+    """Write root/hugo: config, layouts, and every post with Hugo-readable front matter (not timed).
+    Returns (site dir, facts incl. the expected posts per taxonomy term)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    site = root / "hugo"
+    if site.exists():
+        shutil.rmtree(site)
+    (site / "content" / "posts").mkdir(parents=True)
+    (site / "hugo.toml").write_text(HUGO_CONFIG, encoding="utf-8")
+    for rel, text in HUGO_LAYOUTS.items():
+        path = site / "layouts" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    facts = {"posts": 0, "dates_dropped": 0, "unreadable_front_matter": 0, "content_format": content_format}
+    expected: dict[str, dict[str, int]] = {"categories": {}, "tags": {}, "authors": {}}
+    for src in files:
+        text = src.read_text(encoding="utf-8")
+        end = text.index("\n---\n", 4)
+        try:
+            meta = yaml.load(text[4:end], Loader=loader) or {}
+        except yaml.YAMLError:
+            facts["unreadable_front_matter"] += 1
+            continue
+        body = text[end + 5 :]
+        front: dict = {"title": str(meta.get("title") or src.stem)}
+        date = _hugo_date(meta.get("date"))
+        if date:
+            front["date"] = date
+        else:
+            facts["dates_dropped"] += 1
+        terms = {
+            "categories": list(dict.fromkeys(_flatten(meta.get("categories")))),  # [group, source, feed] → three terms
+            "tags": list(dict.fromkeys(_flatten(meta.get("tags")))),
+            "authors": _flatten(meta.get("author"))[:1],
+        }
+        for taxonomy, names in terms.items():
+            if names:
+                front[taxonomy] = names
+            for name in names:
+                expected[taxonomy][name] = expected[taxonomy].get(name, 0) + 1
+        dest = site / "content" / "posts" / src.relative_to(posts_dir)
+        dest = dest.with_suffix("." + content_format)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # JSON is YAML: no quoting surprises in titles
+        dest.write_text("---\n" + json.dumps(front, ensure_ascii=False) + "\n---\n" + body, encoding="utf-8")
+        facts["posts"] += 1
+    facts["expected_terms"] = {k: len(v) for k, v in expected.items()}
+    return site, {**facts, "expected": expected}
+
+
+def hugo_version() -> str:
+    try:
+        out = subprocess.run(["hugo", "version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    m = re.search(r"v(\d+\.\d+\.\d+)", out)
+    return m.group(1) if m else out.strip()[:60]
+
+
+ITEM = re.compile(r"<item>")
+CHANNEL_TITLE = re.compile(r"<channel>\s*<title>(.*?)</title>", re.S)
+
+
+def check_hugo_output(public: Path, posts: int, expected: dict[str, dict[str, int]]) -> dict:
+    """Not timed: a page per post, and an RSS feed per taxonomy term listing all of its posts."""
+    import html
+
+    files = [p for p in public.rglob("*") if p.is_file()]
+    feeds = [p for p in files if p.name == "index.xml"]
+    post_root = public / "posts"
+    post_pages = [p for p in post_root.rglob("index.html") if p.parent != post_root]
+    out = {"files": len(files), "rss_feeds": len(feeds), "post_pages": len(post_pages), "posts_expected": posts,
+           "output_mb": round(sum(p.stat().st_size for p in files) / MB, 1)}
+    home = public / "index.xml"
+    out["home_feed_items"] = len(ITEM.findall(home.read_text(encoding="utf-8"))) if home.exists() else 0
+    problems: list[str] = []
+    term_feeds = 0
+    for taxonomy, want in expected.items():
+        got: dict[str, int] = {}
+        folder = public / taxonomy
+        for feed in folder.glob("*/index.xml") if folder.is_dir() else []:
+            text = feed.read_text(encoding="utf-8")
+            m = CHANNEL_TITLE.search(text)
+            name = html.unescape(m.group(1)) if m else feed.parent.name
+            got[name] = got.get(name, 0) + len(ITEM.findall(text))
+            term_feeds += 1
+        for name, count in want.items():
+            if got.get(name) != count:
+                problems.append(f"{taxonomy}/{name}: {got.get(name, 'no feed')} items, expected {count}")
+        for name in got.keys() - want.keys():
+            problems.append(f"{taxonomy}/{name}: unexpected feed")
+    out["term_feeds"] = term_feeds
+    out["terms_expected"] = sum(len(v) for v in expected.values())
+    if out["post_pages"] != posts:
+        problems.insert(0, f"{out['post_pages']} post pages for {posts} posts")
+    if out["home_feed_items"] != posts:
+        problems.insert(0, f"home feed has {out['home_feed_items']} items for {posts} posts")
+    out["problems"] = problems[:20]
+    out["complete"] = not problems
+    return out
+
+
+def hugo_bench(root: Path, posts_dir: Path, files: list[Path], content_format: str) -> dict:
+    site, facts = layout_hugo(root, posts_dir, files, content_format)
+    expected = facts.pop("expected")
+    cache = root / ".hugo-cache"
+    for folder in (site / "public", site / "resources", cache):  # cold
+        shutil.rmtree(folder, ignore_errors=True)
+    cmd = ["hugo", "--quiet", "--cacheDir", str(cache)]
+    res = {"version": hugo_version(), "layout": facts, "loadavg_before": os.getloadavg()}
+    res["build"] = run_measured(cmd, site, root / "logs" / "hugo")
+    res["stderr_tail"] = (root / "logs" / "hugo.err").read_text(errors="replace")[-1500:]
+    if res["build"]["rc"] == 0:
+        res["output"] = check_hugo_output(site / "public", facts["posts"], expected)
+    return res
 
 
 # --------------------------------------------------------------------------
@@ -828,6 +1109,14 @@ def report(res: dict) -> str:
         sm = r.get("summary") or {}
         work = f"; {sm['processed']} processed, {sm['written']} files written" if sm else "; no summary line"
         rows.append(f"| {label} | {r['wall_s']:.2f} s (rc {r['rc']}, cpu {r['cpu_user_s'] + r['cpu_sys_s']:.1f} s{work}) | | {mem} | {target} | {verdict(t[key])} |")
+    if "cold_nh3" in res["builds"]:
+        r = res["builds"]["cold_nh3"]
+        sm = r.get("summary") or {}
+        work = f"; {sm['processed']} processed, {sm['written']} files written" if sm else "; no summary line"
+        mem = (f"max proc {r['max_rss_single_process_mb']:.0f}; sum of peaks {r['sum_of_process_peaks_mb']:.0f}; "
+               f"concurrent {r['sampled_concurrent_rss_mb']:.0f} (PSS {r['sampled_concurrent_pss_mb']:.0f}); {r['processes']} procs")
+        rows.append(f"| cold build, `[sanitize] engine = \"nh3\"` (own cache and output) | {r['wall_s']:.2f} s (rc {r['rc']}, cpu {r['cpu_user_s'] + r['cpu_sys_s']:.1f} s{work}) | | {mem} | info | |")
+    rows.extend(hugo_rows(res, n))
     if res.get("package_changed_during_builds"):
         rows.append("| WARNING | the feeds package's source changed between builds (cache keyed on it was invalidated): rebuild numbers are not valid | | | | |")
     cold = res["builds"]["cold"]
@@ -854,6 +1143,38 @@ def report(res: dict) -> str:
     return "\n".join(rows)
 
 
+def hugo_rows(res: dict, n: int) -> list[str]:
+    h = res.get("hugo") or {}
+    if "skipped" in h:
+        return [f"| Hugo full build | skipped: {h['skipped']} | | | | |"]
+    if "error" in h:
+        return [f"| Hugo full build | failed to run: {h['error']} | | | | |"]
+    if "build" not in h:
+        return []
+    r = h["build"]
+    rows = []
+    o = h.get("output")
+    if r["rc"] != 0 or o is None:
+        tail = " ".join(h.get("stderr_tail", "").split())[-300:]
+        rows.append(f"| Hugo {h['version']} full build | FAILED rc {r['rc']}: {tail} | | | | |")
+    else:
+        check = "page per post and every term feed complete" if o["complete"] else "INCOMPLETE: " + "; ".join(o["problems"][:3])
+        rows.append(f"| Hugo {h['version']} full build (`hugo --quiet`, cold; .{h['layout']['content_format']} content) | {r['wall_s']:.2f} s "
+                    f"(rc 0, cpu {r['cpu_user_s'] + r['cpu_sys_s']:.1f} s; {o['files']} files, {o['output_mb']} MB, {o['rss_feeds']} RSS feeds "
+                    f"of which {o['term_feeds']} term feeds; {o['post_pages']} post pages; {check}) | | max proc {r['max_rss_single_process_mb']:.0f} | info | |")
+    t = res["targets"]
+    q = res.get("ratios_vs_hugo") or {}
+    note = "" if n == 10000 else f" (target is for 10k; N={n})"
+    bleach = f"{q['bleach_cold']:.2f}" if "bleach_cold" in q else "n/a"
+    rows.append(f"| bleach cold ÷ Hugo | {bleach} | | | ≤ 2{note} | {verdict(t.get('cold_vs_hugo'))} |")
+    if "cold_nh3" in res["builds"]:
+        nh3 = f"{q['nh3_cold']:.2f}" if "nh3_cold" in q else "n/a"
+        rows.append(f"| nh3 cold ÷ Hugo | {nh3} | | | < 1{note} | {verdict(t.get('nh3_vs_hugo'))} |")
+    else:
+        rows.append("| nh3 cold ÷ Hugo | skipped: --skip-nh3 | | | | |")
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--posts", type=int, default=1000)
@@ -861,6 +1182,10 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=0, help="[build] workers in the generated config (0 = one per core)")
     ap.add_argument("--skip-serve", action="store_true")
     ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--skip-nh3", action="store_true", help="no cold build with [sanitize] engine = \"nh3\"")
+    ap.add_argument("--skip-hugo", action="store_true", help="no Hugo full build of the same posts")
+    ap.add_argument("--hugo-content", choices=("md", "html"), default="md",
+                    help="Hugo's copy of the posts: .md (goldmark, unsafe HTML passes through; default) or .html (used as is)")
     ap.add_argument("--keep", metavar="DIR", help="generate into DIR and keep it (corpus, config, output, logs)")
     ap.add_argument("--json", metavar="FILE", help="also write the raw numbers here")
     args = ap.parse_args()
@@ -928,6 +1253,39 @@ def main() -> int:
             "rss": builds["cold"]["sum_of_process_peaks_mb"] < 500,
         }
 
+        # the same corpus (one post now edited) built cold by feeds with nh3, then by Hugo
+        if not args.skip_nh3:
+            nh3_cfg = write_engine_config(cfg, "nh3")
+            for name in (".feeds-cache-nh3", ".public-nh3.builds"):
+                shutil.rmtree(root / name, ignore_errors=True)
+            if (root / "public-nh3").is_symlink() or (root / "public-nh3").exists():
+                (root / "public-nh3").unlink()
+            print("# cold build, nh3 engine ...", file=sys.stderr, flush=True)
+            res["loadavg"]["before_cold_nh3"] = os.getloadavg()
+            builds["cold_nh3"] = run_measured([FEEDS, "build", "--config", str(nh3_cfg)], root, root / "logs" / "cold-nh3")
+            fingerprints.append(package_fingerprint())
+            res["package_changed_during_builds"] = len(set(fingerprints)) > 1
+
+        if args.skip_hugo:
+            res["hugo"] = {"skipped": "--skip-hugo"}
+        elif not shutil.which("hugo"):
+            res["hugo"] = {"skipped": f"hugo not on PATH ({HUGO_INSTALL_HINT})"}
+        else:
+            print("# Hugo full build (laying out its copy of the posts first, not timed) ...", file=sys.stderr, flush=True)
+            try:
+                res["hugo"] = hugo_bench(root, root / "posts", files, args.hugo_content)
+            except Exception as exc:  # report, do not judge
+                res["hugo"] = {"error": f"{type(exc).__name__}: {exc}"}
+        hugo_ok = "build" in res["hugo"] and res["hugo"]["build"]["rc"] == 0 and res["hugo"]["output"]["complete"]
+        hugo_s = res["hugo"]["build"]["wall_s"] if hugo_ok else None
+        res["ratios_vs_hugo"] = ratios = {}
+        if hugo_s:
+            ratios["bleach_cold"] = round(builds["cold"]["wall_s"] / hugo_s, 3)
+            res["targets"]["cold_vs_hugo"] = builds["cold"]["rc"] in (0, 1) and ratios["bleach_cold"] <= 2.0
+            if "cold_nh3" in builds:
+                ratios["nh3_cold"] = round(builds["cold_nh3"]["wall_s"] / hugo_s, 3)
+                res["targets"]["nh3_vs_hugo"] = builds["cold_nh3"]["rc"] in (0, 1) and ratios["nh3_cold"] < 1.0
+
         if not args.skip_naive:
             print("# naive script ...", file=sys.stderr, flush=True)
             naive_out = root / "naive-out"
@@ -946,7 +1304,9 @@ def main() -> int:
             shutil.rmtree(root, ignore_errors=True)
 
     print()
-    for key in ("cold", "nochange", "onepost"):
+    for key in ("cold", "nochange", "onepost", "cold_nh3"):
+        if key not in res["builds"]:
+            continue
         r = res["builds"][key]
         print(f"{key}: {r['stdout_tail'].strip().splitlines()[-1] if r['stdout_tail'].strip() else '(no summary)'}; "
               f"{r['warnings']} warning lines, {len(r['stderr_errors'])} error lines shown")
@@ -954,6 +1314,14 @@ def main() -> int:
             print(f"    {line}")
     if "naive" in res:
         print(f"naive: {res['naive']['stdout_tail'].strip()}")
+    h = res.get("hugo", {})
+    if "layout" in h:
+        lay, out = h["layout"], h.get("output") or {}
+        print(f"hugo {h['version']}: {lay['posts']} posts laid out as .{lay['content_format']} ({lay['dates_dropped']} unreadable dates dropped, "
+              f"{lay['unreadable_front_matter']} unreadable front matter), expected terms {lay['expected_terms']}; rc {h['build']['rc']}"
+              + (f"; check: {'complete' if out.get('complete') else out.get('problems')}" if out else ""))
+        if h["build"]["rc"] != 0 or h.get("stderr_tail", "").strip():
+            print("    " + "\n    ".join(h.get("stderr_tail", "").strip().splitlines()[-8:]))
     s = res.get("serve", {})
     if s:
         print(f"serve: feed {s.get('feed_path')} status {s.get('feed_status')}, same bytes as built file: {s.get('same_bytes_as_built_file')}, "
