@@ -18,7 +18,7 @@ import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -246,7 +246,7 @@ class Cache:
     def file(self) -> Path | None:
         return None if self.directory is None else self.directory / f"outcomes-{self.fingerprint}.pickle"
 
-    @property
+    @cached_property
     def body_dir(self) -> str | None:
         return None if self.directory is None else str(self.directory / f"bodies-{self.fingerprint}")
 

@@ -414,8 +414,15 @@ class SiteRenderer:
                 chain = tuple(f.path for f in category_chain(catalog, feed.path)) if feed.kind == KIND_CATEGORY else ()
                 key = make_key(self.base_key, "list", feed.path, feed.names, len(feed.articles), children, chain, self.digests(feed.articles[: self.items]))
                 yield Pending(page_path(feed.path), key, resource(functools.partial(self.render_list_page, feed), CONTENT_TYPES["html"], updated, "html"))
+        chain_keys: dict[str, tuple] = {}  # many posts share a category: work each chain out once
         for index, article in enumerate(catalog.articles):
-            chains = tuple(tuple((f.name, f.path) for f in category_chain(catalog, p)) for p in catalog.article_feeds[index])
+            chains = []
+            for feed_path in catalog.article_feeds[index]:
+                chain = chain_keys.get(feed_path)
+                if chain is None:
+                    chain = chain_keys[feed_path] = tuple((f.name, f.path) for f in category_chain(catalog, feed_path))
+                chains.append(chain)
+            chains = tuple(chains)
             tags = tuple(self.tag_feeds[t].path for t in article.tags if t in self.tag_feeds)
             author = self.author_feeds[article.author].path if article.author in self.author_feeds else ""
             key = make_key(self.base_key, "post", article.digest, chains, tags, author)
