@@ -151,7 +151,7 @@ def store_body(body_dir: str, key: str, outcome: Outcome) -> Outcome:
     with handle:
         handle.write(blob)
     os.replace(tmp, path)
-    return Outcome(dataclasses.replace(article, body=""), outcome.problems, outcome.skipped_draft, len(blob))
+    return Outcome(dataclasses.replace(article, body="", body_file=path), outcome.problems, outcome.skipped_draft, len(blob))
 
 
 def read_body(article: Article) -> str:
@@ -248,7 +248,8 @@ class Cache:
 
     @cached_property
     def body_dir(self) -> str | None:
-        return None if self.directory is None else str(self.directory / f"bodies-{self.fingerprint}")
+        # absolute: stored bodies are found wherever the build runs from
+        return None if self.directory is None else os.path.abspath(self.directory / f"bodies-{self.fingerprint}")
 
     def has_body(self, key: str, outcome: Outcome) -> bool:
         """The stored body of a cached Outcome is there and whole (size checked)."""
@@ -530,7 +531,9 @@ def load_articles(
         if future:
             problems.append(future)
         if body_dir and outcome.body_bytes >= 0:
-            article = dataclasses.replace(article, body_file=body_path(body_dir, keys[index]))
+            where = body_path(body_dir, keys[index])
+            if article.body_file != where:  # the cache folder was moved, or the build runs from elsewhere
+                article = dataclasses.replace(article, body_file=where)
         articles.append(article)
 
     return LoadResult(
