@@ -50,7 +50,7 @@ CONTENT_TYPES = {
 }
 CORS_KINDS = ("atom", "rss", "json", "opml", "xsl")
 ATTEMPTS = 3  # reads of a file that changed under us before answering 503
-FILTERED_MEMO = 64
+FILTERED_MEMO_BYTES = 8 * 1024 * 1024  # query results kept per worker; larger ones are not kept
 
 
 def _http_date(moment: datetime) -> str:
@@ -130,14 +130,14 @@ def decode_path(environ) -> str:
         return raw
 
 
-def serve_file(site: SiteFiles, build: Build, path: str, entry: Entry, environ, start_response, max_age: int, status: str = "200 OK"):
+def serve_file(site: SiteFiles, build: Build, path: str, entry: Entry, environ, start_response, max_age: int):
     """Answer with one published file; None when its bytes are no longer in the build folder."""
     head_only = environ.get("REQUEST_METHOD") == "HEAD"
     last_modified = entry.last_modified
     headers = list(file_headers(entry.kind, last_modified, max_age))
     etags = (f'"{entry.digest}"', f'"{entry.digest}-gz"')
     wants_gzip = _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
-    inm = environ.get("HTTP_IF_NONE_MATCH") if status.startswith("200") else None
+    inm = environ.get("HTTP_IF_NONE_MATCH")
     if inm is not None:
         matched = _etag_match(inm, etags[::-1] if wants_gzip else etags)
         if matched is not None:
@@ -152,7 +152,7 @@ def serve_file(site: SiteFiles, build: Build, path: str, entry: Entry, environ, 
     gz = site.hot.gzipped(item) if wants_gzip else None
     etag = etags[1] if gz is not None else etags[0]
     headers.append(("ETag", etag))
-    if inm is None and status.startswith("200"):
+    if inm is None:
         ims = environ.get("HTTP_IF_MODIFIED_SINCE")
         if ims is not None and _not_modified_since(ims, last_modified):
             start_response("304 Not Modified", [h for h in headers if h[0] != "Content-Type"])
@@ -161,7 +161,7 @@ def serve_file(site: SiteFiles, build: Build, path: str, entry: Entry, environ, 
         payload = gz
         headers.append(("Content-Encoding", "gzip"))
     headers.append(("Content-Length", str(len(payload))))
-    start_response(status, headers)
+    start_response("200 OK", headers)
     return [b""] if head_only else [payload]
 
 
@@ -264,6 +264,7 @@ def create_app(config: Config, *, build: bool = True, start_reloader: bool = Tru
             live.start()
     memo: OrderedDict[tuple, bytes] = OrderedDict()
     memo_lock = threading.Lock()
+    memo_used = [0]
 
     def not_found_page() -> Response:
         headers = {"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff"}
@@ -312,10 +313,13 @@ def create_app(config: Config, *, build: bool = True, start_reloader: bool = Tru
                 body = filtered_document(key, fmt, item.body, read, request.args, base_url=config.site.base_url, items=config.feeds.items)
             except QueryError as exc:
                 abort(400, description=str(exc))
-            with memo_lock:
-                memo[memo_key] = body
-                while len(memo) > FILTERED_MEMO:
-                    memo.popitem(last=False)
+            if len(body) <= FILTERED_MEMO_BYTES // 8:
+                with memo_lock:
+                    if memo_key not in memo:
+                        memo[memo_key] = body
+                        memo_used[0] += len(body)
+                    while memo_used[0] > FILTERED_MEMO_BYTES:
+                        memo_used[0] -= len(memo.popitem(last=False)[1])
         etag = '"q' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
         headers = list(file_headers(entry.kind, entry.last_modified, max_age))
         headers.append(("ETag", etag))
