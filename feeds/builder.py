@@ -125,7 +125,18 @@ class Builder:
             return None
 
     def run(self, stop: threading.Event, interval: float, alive: Callable[[], bool] = lambda: True) -> None:
-        while alive() and not stop.wait(interval):
-            if not alive():
-                break
-            self.poll()
+        """Rebuild whenever the posts change, until `stop` or the server is gone.
+
+        With inotify the builder wakes as soon as a post is written (so a new
+        post is served after one rebuild, not after up to `interval` more);
+        the scan every `interval` stays as the backstop.
+        """
+        signal = watch.ChangeSignal(self.config.source.dir)
+        try:
+            while alive() and not stop.is_set():
+                signal.wait(interval)
+                if stop.is_set() or not alive():
+                    break
+                self.poll()
+        finally:
+            signal.close()
