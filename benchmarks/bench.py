@@ -1040,10 +1040,10 @@ def serve_bench(root: Path, cfg: Path, tree: Path, results: dict) -> None:
         run_wrk(base + quoted, [], "2s")  # warm-up, not recorded
         serve["feeds_200"] = run_wrk(base + quoted, [])
         serve["feeds_304"] = run_wrk(base + quoted, [f"If-None-Match: {etag}"])
-        tree = tree_rss_kb(proc.pid)
-        serve["rss_after_wrk"] = _mb(tree)
+        rss_tree = tree_rss_kb(proc.pid)
+        serve["rss_after_wrk"] = _mb(rss_tree)
         # the root is the builder (`feeds serve` itself); the rest is granian
-        serve["largest_server_process_mb"] = round(max((kb for pid, kb in tree["per_process_kb"].items() if pid != proc.pid), default=0) / 1024, 1)
+        serve["largest_server_process_mb"] = round(max((kb for pid, kb in rss_tree["per_process_kb"].items() if pid != proc.pid), default=0) / 1024, 1)
         serve["server_alive_after"] = proc.poll() is None
     finally:
         sampler.stop()
