@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 from .catalog import Catalog, build_catalog
 from .config import Config
 from .model import ERROR, Problem
-from .pipeline import Cache, LoadResult, load_articles
+from .pipeline import Cache, LoadResult, load_articles, open_making_folders
 from .render.site import Pending, Resource, SiteRenderer
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -397,12 +397,7 @@ def _write_file(target: str, data: bytes, stamp: float | None, fresh: bool = Fal
     # replace, never overwrite: the old inode may be shared with the published build
     if not fresh:
         _remove(target)
-    try:
-        handle = open(target, "xb")
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        handle = open(target, "xb")
-    with handle:
+    with open_making_folders(target, "xb") as handle:
         handle.write(data)
     if stamp is not None:
         # web servers send the file's mtime as Last-Modified: make it the

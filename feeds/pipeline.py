@@ -124,6 +124,15 @@ def _process_batch(batch: list[tuple[bytes, str, str, str, str]], job: Job, body
     return outcomes
 
 
+def open_making_folders(path: str, mode: str):
+    """open(), making the missing folders on the way only when it has to (most exist)."""
+    try:
+        return open(path, mode)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return open(path, mode)
+
+
 def body_path(body_dir: str, key: str) -> str:
     name = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
     return f"{body_dir}/{name[:2]}/{name}"
@@ -143,12 +152,7 @@ def store_body(body_dir: str, key: str, outcome: Outcome) -> Outcome:
     blob = hashlib.blake2b(data, digest_size=16).digest() + data
     path = body_path(body_dir, key)
     tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        handle = open(tmp, "wb")
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        handle = open(tmp, "wb")
-    with handle:
+    with open_making_folders(tmp, "wb") as handle:
         handle.write(blob)
     os.replace(tmp, path)
     return Outcome(dataclasses.replace(article, body="", body_file=path), outcome.problems, outcome.skipped_draft, len(blob))

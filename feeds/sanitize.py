@@ -317,20 +317,24 @@ def _is_placeholder_src(src: str | None, policy: Policy) -> bool:
     return bool(_PLACEHOLDER_FILE.search(parts.path))
 
 
+def hidden_by_attributes(name: str, attrs) -> bool:
+    """Marked hidden (attribute, aria on a block, or an inline style): never shown, so never published."""
+    if "hidden" in attrs:
+        return True
+    if attrs.get("aria-hidden") == "true" and name in ("div", "section", "aside"):
+        return True
+    style = attrs.get("style")
+    return bool(style and _HIDING_STYLE.search(style))
+
+
 def drops_with_content(name: str, attrs, stack, policy: Policy, selectors, base_url: str) -> bool:
     """Is this element removed together with everything inside it? (both engines)"""
     if name in DROP_WITH_CONTENT:
         if name == "iframe" and policy.iframe_hosts:
             return not iframe_allowed(attrs.get("src", ""), base_url, policy.iframe_hosts)
         return True
-    if attrs:
-        if "hidden" in attrs:
-            return True
-        if attrs.get("aria-hidden") == "true" and name in ("div", "section", "aside"):
-            return True
-        style = attrs.get("style")
-        if style and _HIDING_STYLE.search(style):
-            return True
+    if attrs and hidden_by_attributes(name, attrs):
+        return True
     return bool(selectors) and any(selector_matches(sel, stack) for sel in selectors)
 
 
@@ -485,12 +489,7 @@ class _Pass:
         if not attrs:
             subjects = self.bare_subjects
         else:
-            if "hidden" in attrs:
-                return True
-            if attrs.get("aria-hidden") == "true" and name in ("div", "section", "aside"):
-                return True
-            style = attrs.get("style")
-            if style and _HIDING_STYLE.search(style):
+            if hidden_by_attributes(name, attrs):
                 return True
             subjects = self.subjects
         for tag, required, selector in subjects:

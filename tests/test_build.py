@@ -114,7 +114,10 @@ def test_full_disk_is_a_clear_error_and_keeps_previous(site, monkeypatch):
                 raise OSError(errno.ENOSPC, "No space left on device", str(file))
         return real_open(file, mode, *args, **kwargs)
 
+    import feeds.pipeline as pipeline_module
+
     monkeypatch.setattr(build_module, "open", filling_open, raising=False)
+    monkeypatch.setattr(pipeline_module, "open", filling_open, raising=False)
     with pytest.raises(OutputError, match="No space left on device"):
         build(config)
     monkeypatch.undo()
