@@ -167,12 +167,15 @@ class SiteRenderer:
         missing = [i for i in dict.fromkeys(indices) if i not in cache]
         if missing:
             articles = [self.catalog.articles[i] for i in missing]
-            if not brief:
-                articles = [with_body(a) for a in articles]
             if fmt == "json":
-                rendered = jsonfeed.render_items(articles, brief)
+                rendered = jsonfeed.render_items(articles if brief else [with_body(a) for a in articles], brief)
+            elif brief:
+                rendered = xmlfeeds.render_entries(articles, fmt, True)
             else:
-                rendered = xmlfeeds.render_entries(articles, fmt, brief)
+                # feedgen makes the brief entry (kept: archives list it too);
+                # the full one is that plus the body
+                briefs = self.entries(fmt, missing, brief=True)
+                rendered = xmlfeeds.add_bodies(briefs, [with_body(a) for a in articles], fmt)
             cache.update(zip(missing, rendered))
         return [cache[i] for i in indices]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from .. import __version__
 from ..model import Article
@@ -55,8 +56,10 @@ def _add_entry(fg: FeedGenerator, article: Article, fmt: str, brief: bool = Fals
         fe.summary(article.summary or article.title)
         if not brief:
             fe.content(article.body or "<p></p>", type="html")
-        for name in rss_category_names(article):
-            fe.category(term=name, label=name)
+        names = rss_category_names(article)
+        if names:
+            # one call: feedgen checks and re-maps its whole category list on every call
+            fe.category([{"term": name, "label": name} for name in names])
     else:
         fe.guid(uid, permalink=False)
         if article.author:
@@ -65,8 +68,9 @@ def _add_entry(fg: FeedGenerator, article: Article, fmt: str, brief: bool = Fals
         fe.description(html.escape(article.summary or article.title, quote=False))
         if article.body and not brief:
             fe.content(article.body, type="html")
-        for name in rss_category_names(article):
-            fe.category(term=name)
+        names = rss_category_names(article)
+        if names:
+            fe.category([{"term": name} for name in names])
     if article.image:
         fe.image.image(article.image)
 
@@ -105,6 +109,51 @@ def render_entries(articles: list[Article] | tuple[Article, ...], fmt: str, brie
             raise RuntimeError(f"{fmt}: cut {len(pieces)} fragments from {len(batch)} entries")
         fragments.extend(pieces)
     return fragments
+
+
+def _escaped_text(text: str) -> str:
+    """`text` as lxml writes it inside an element of a UTF-8 document (feedgen's serializer)."""
+    holder = etree.Element("x")
+    holder.text = text
+    return etree.tostring(holder, encoding="UTF-8").decode("utf-8")[3:-4]
+
+
+def add_bodies(briefs: list[str], articles, fmt: str) -> list[str]:
+    """Full entries from brief ones (same articles, bodies loaded), in order.
+
+    A full entry is its brief entry plus one text element holding the body,
+    at the place feedgen puts it: in Atom `<content>` right before the first
+    `<link` (entry text is escaped, so that is the first link element), in
+    RSS `<content:encoded>` right after `</description>`. Rendering only the
+    brief entry with feedgen halves the entries it makes: most posts appear
+    in archives (brief) and in some feed's newest items (full). An article
+    outside those shapes is rendered whole by feedgen instead.
+    """
+    out: list[str | None] = []
+    whole: list[int] = []
+    for k, (brief, article) in enumerate(zip(briefs, articles)):
+        if article.body_file:
+            raise ValueError(f"{article.source}: body not loaded (use pipeline.with_body)")
+        if fmt == "atom":
+            at = brief.find("<link ")
+            if at < 0:
+                whole.append(k)
+                out.append(None)
+                continue
+            out.append(brief[:at] + '<content type="html">' + _escaped_text(article.body or "<p></p>") + "</content>" + brief[at:])
+        elif not article.body:
+            out.append(brief)  # feedgen writes no content:encoded for an empty body either
+        elif not (article.summary or article.title):
+            # an empty description: feedgen would put the body there instead
+            whole.append(k)
+            out.append(None)
+        else:
+            at = brief.index("</description>") + len("</description>")
+            out.append(brief[:at] + "<content:encoded>" + _escaped_text(article.body) + "</content:encoded>" + brief[at:])
+    if whole:
+        for k, fragment in zip(whole, render_entries([articles[k] for k in whole], fmt)):
+            out[k] = fragment
+    return out  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
