@@ -20,6 +20,7 @@ from functools import cached_property
 from typing import Callable, Iterator
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from ..catalog import KIND_CATEGORY, KIND_SITE, KIND_TAG, Catalog, Feed, category_chain
 from .. import __version__
@@ -105,7 +106,17 @@ class SiteRenderer:
         self.base = config.site.base_url
         self.formats = config.feeds.formats
         self.items = config.feeds.items
-        self.env = Environment(loader=PackageLoader("feeds", "templates"), autoescape=select_autoescape(["html"]), keep_trailing_newline=True)
+        # templates are package files that cannot change under a renderer: no
+        # stat of every template (and its parents) on every page
+        self.env = Environment(loader=PackageLoader("feeds", "templates"), autoescape=select_autoescape(["html"]), keep_trailing_newline=True, auto_reload=False)
+        self._templates: dict[str, object] = {}
+        # page pieces shared by many pages, made once: feed path → its
+        # <link rel="alternate">s, its crumbs, its tag link; article → list item
+        self._alternates_html: dict[str, Markup] = {}
+        self._category_html: dict[str, tuple[Markup, Markup | None]] = {}
+        self._tag_html: dict[str, Markup] = {}
+        self._items_html: dict[int, Markup] = {}
+        self._dates: dict[int, str] = {}
 
     # ------------------------------------------------------------ helpers
 
@@ -268,12 +279,22 @@ class SiteRenderer:
 
     # ------------------------------------------------------------ pages
 
-    def common(self, alternates: list[dict], canonical: str | None) -> dict:
+    def template(self, name: str):
+        found = self._templates.get(name)
+        if found is None:
+            found = self._templates[name] = self.env.get_template(name)
+        return found
+
+    @cached_property
+    def macros(self):
+        return self.template("_macros.html").module
+
+    def common(self, alternates: list[dict] | Markup, canonical: str | None) -> dict:
         return {
             "site": self.config.site,
             "home": self.url("/"),
             "opml": self.url("/opml.xml"),
-            "alternates": alternates,
+            "alternates": alternates if isinstance(alternates, Markup) else self.macros.alternate_links(alternates),
             "canonical": canonical,
             "csp": PAGE_CSP,
         }
@@ -283,16 +304,50 @@ class SiteRenderer:
         return {
             "url": article.permalink if not self.config.site.permalink else self.url(post_path(article.id)),
             "title": article.title,
-            "date": self.format_date(article),
+            "date": self.date_of(index),
             "author": article.author,
             "summary": article.summary,
         }
+
+    def post_item(self, index: int) -> Markup:
+        """The article's entry in a page's post list, the same on every page that lists it."""
+        item = self._items_html.get(index)
+        if item is None:
+            item = self._items_html[index] = self.macros.post_item(self.post_summary(index))
+        return item
+
+    def date_of(self, index: int) -> str:
+        date = self._dates.get(index)
+        if date is None:
+            date = self._dates[index] = self.format_date(self.catalog.articles[index])
+        return date
 
     def format_date(self, article: Article) -> str:
         if article.date == UNDATED:
             return "undated"
         local = article.date.astimezone(self.config.site.tz)
         return local.strftime("%Y-%m-%d %H:%M")
+
+    def alternates_html(self, feed: Feed) -> Markup:
+        html = self._alternates_html.get(feed.path)
+        if html is None:
+            html = self._alternates_html[feed.path] = self.macros.alternate_links(self.feed_links(feed))
+        return html
+
+    def category_html(self, path: str) -> tuple[Markup, Markup | None]:
+        """A post's category `path`: its crumbs, and the <link>s of its feeds (None without a chain)."""
+        parts = self._category_html.get(path)
+        if parts is None:
+            chain = category_chain(self.catalog, path)
+            crumbs = self.macros.crumbs([{"name": f.name, "url": self.url(f.path)} for f in chain])
+            parts = self._category_html[path] = (crumbs, self.alternates_html(chain[-1]) if chain else None)
+        return parts
+
+    def tag_html(self, feed: Feed) -> Markup:
+        html = self._tag_html.get(feed.path)
+        if html is None:
+            html = self._tag_html[feed.path] = self.macros.tag_link({"name": feed.name, "url": self.url(feed.path)})
+        return html
 
     def tree_node(self, feed: Feed) -> dict:
         return {
@@ -305,15 +360,15 @@ class SiteRenderer:
 
     def render_index(self) -> bytes:
         site_feed = self.catalog.site
-        template = self.env.get_template("index.html")
+        template = self.template("index.html")
         html = template.render(
-            **self.common(self.feed_links(site_feed), self.url("/")),
+            **self.common(self.alternates_html(site_feed), self.url("/")),
             total=len(site_feed.articles),
             feeds=self.feed_links(site_feed),
             categories=[self.tree_node(f) for f in self.catalog.top_categories()],
             tags=[self.tree_node(f) for f in self.catalog.tags],
             authors=[self.tree_node(f) for f in self.catalog.authors],
-            posts=[self.post_summary(i) for i in site_feed.articles[: self.items]],
+            posts=[self.post_item(i) for i in site_feed.articles[: self.items]],
         )
         return html.encode("utf-8")
 
@@ -321,50 +376,50 @@ class SiteRenderer:
         crumbs = []
         if feed.kind == KIND_CATEGORY:
             crumbs = [{"name": f.name, "url": self.url(f.path)} for f in category_chain(self.catalog, feed.path)[:-1]]
-        template = self.env.get_template("list.html")
+        template = self.template("list.html")
         html = template.render(
-            **self.common(self.feed_links(feed), self.url(feed.path)),
+            **self.common(self.alternates_html(feed), self.url(feed.path)),
             heading=self.heading_of(feed),
             crumbs=crumbs,
             total=len(feed.articles),
             feeds=self.feed_links(feed),
             children=[self.tree_node(self.catalog.by_path[p]) for p in feed.children],
-            posts=[self.post_summary(i) for i in feed.articles[: self.items]],
+            posts=[self.post_item(i) for i in feed.articles[: self.items]],
         )
         return html.encode("utf-8")
 
     def render_post_page(self, index: int) -> tuple[str, bytes]:
         article = self.catalog.articles[index]
-        category_paths = self.catalog.article_feeds[index]
-        chains = []
+        crumbs = []
         alternates = []
-        for path in category_paths:
-            chain = category_chain(self.catalog, path)
-            chains.append([{"name": f.name, "url": self.url(f.path)} for f in chain])
-            if chain:
-                alternates.extend(self.feed_links(chain[-1]))
-        tags = [self.tag_feeds[t] for t in article.tags if t in self.tag_feeds]
+        for path in self.catalog.article_feeds[index]:
+            chain_crumbs, links = self.category_html(path)
+            crumbs.append(chain_crumbs)
+            if links is not None:
+                alternates.append(links)
+        tag_feeds = self.tag_feeds
+        tags = Markup("".join([self.tag_html(tag_feeds[t]) for t in article.tags if t in tag_feeds]))
         author_feed = self.author_feeds.get(article.author)
-        template = self.env.get_template("post.html")
+        template = self.template("post.html")
         page = post_path(article.id)
         html = template.render(
-            **self.common(alternates or self.feed_links(self.catalog.site), article.permalink),
+            **self.common(Markup("".join(alternates)) if alternates else self.alternates_html(self.catalog.site), article.permalink),
             post={
                 "title": article.title,
-                "date": self.format_date(article),
+                "date": self.date_of(index),
                 "iso": article.date.isoformat(),
                 "author": article.author,
                 "author_url": self.url(author_feed.path) if author_feed else "",
                 "original_url": article.original_url,
-                "categories": chains,
-                "tags": [{"name": f.name, "url": self.url(f.path)} for f in tags],
+                "categories": Markup(" · ").join(crumbs),
+                "tags": tags,
                 "body": read_body(article),
             },
         )
         return page + "index.html", html.encode("utf-8")
 
     def render_404(self, path: str) -> bytes:
-        template = self.env.get_template("404.html")
+        template = self.template("404.html")
         return template.render(**self.common([], None), path=path).encode("utf-8")
 
     def render_opml(self) -> bytes:
