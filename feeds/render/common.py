@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..model import Article
 
@@ -12,6 +13,7 @@ from ..model import Article
 _ID_NAMESPACE = uuid.UUID("5f1d7e1e-7c52-4c0b-9a43-2f2b0f6c9d11")
 
 
+@lru_cache(maxsize=1 << 16)  # asked for once per format and kind of entry
 def entry_id(post_id: str) -> str:
     return "urn:uuid:" + str(uuid.uuid5(_ID_NAMESPACE, "post:" + post_id))
 

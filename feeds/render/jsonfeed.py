@@ -48,7 +48,8 @@ def render_items(articles, brief: bool = False) -> list[str]:
     return [render_item(a, brief) for a in articles]
 
 
-def render_document(meta: FeedMeta, links: DocLinks, items: list[str], next_url: str | None, home: str, icon: str | None = None) -> bytes:
+def render_document(meta: FeedMeta, links: DocLinks, items: list[bytes], next_url: str | None, home: str, icon: str | None = None) -> bytes:
+    """The document around `items` (UTF-8, as `render_item` made them, encoded)."""
     feed: dict = {
         "version": VERSION,
         "title": meta.title,
@@ -63,6 +64,5 @@ def render_document(meta: FeedMeta, links: DocLinks, items: list[str], next_url:
     if links.hub:
         feed["hubs"] = [{"type": "WebSub", "url": links.hub}]
     feed["items"] = _ITEMS
-    text = _dump(feed)
-    text = text.replace(_dump(_ITEMS), "[" + ",".join(items) + "]", 1)
-    return text.encode("utf-8")
+    head, tail = _dump(feed).split(_dump(_ITEMS), 1)
+    return b"".join([head.encode("utf-8"), b"[", b",".join(items), b"]", tail.encode("utf-8")])

@@ -99,7 +99,7 @@ def archive_pages(entries: tuple[int, ...], items: int) -> tuple[tuple[int, ...]
 
 class SiteRenderer:
     def __init__(self, config: Config, catalog: Catalog):
-        self._fragments: dict[tuple[str, bool], dict[int, str]] = {}
+        self._fragments: dict[tuple[str, bool], dict[int, bytes]] = {}
         self._feed_links: dict[str, list[dict]] = {}
         self.config = config
         self.catalog = catalog
@@ -172,8 +172,12 @@ class SiteRenderer:
         """Drop the entry fragments: a live server keeps only the finished files."""
         self._fragments = {}
 
-    def entries(self, fmt: str, indices, brief: bool = False) -> list[str]:
-        """Entry fragments in `fmt`, each rendered once per renderer, on first use."""
+    def entries(self, fmt: str, indices, brief: bool = False) -> list[bytes]:
+        """Entry fragments in `fmt`, each rendered once per renderer, on first use.
+
+        Kept encoded: a fragment goes into several documents, which are then
+        joined as bytes instead of encoding the whole text of every document.
+        """
         cache = self._fragments.setdefault((fmt, brief), {})
         missing = [i for i in dict.fromkeys(indices) if i not in cache]
         if missing:
@@ -185,9 +189,9 @@ class SiteRenderer:
             else:
                 # feedgen makes the brief entry (kept: archives list it too);
                 # the full one is that plus the body
-                briefs = self.entries(fmt, missing, brief=True)
+                briefs = [b.decode("utf-8") for b in self.entries(fmt, missing, brief=True)]
                 rendered = xmlfeeds.add_bodies(briefs, [with_body(a) for a in articles], fmt)
-            cache.update(zip(missing, rendered))
+            cache.update(zip(missing, [text.encode("utf-8") for text in rendered]))
         return [cache[i] for i in indices]
 
     @cached_property

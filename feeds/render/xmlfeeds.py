@@ -234,5 +234,6 @@ def _attr(value: str) -> str:
     return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
 
-def assemble(header: Header, fragments: list[str]) -> bytes:
-    return (header.head + "".join(fragments) + header.tail).encode("utf-8")
+def assemble(header: Header, fragments: list[bytes]) -> bytes:
+    """The document: header and UTF-8 entry fragments (as `render_entries` made them, encoded)."""
+    return b"".join([header.head.encode("utf-8"), *fragments, header.tail.encode("utf-8")])
