@@ -219,7 +219,10 @@ def _write_tree_locked(out: Path, builds: Path, resources, gzip_siblings: bool, 
     if old_manifest and len(items) == len(old_manifest) - 1 and all(
         item.key and old_manifest.get(item.path, ("",))[0] == item.key for item in items
     ):
-        # nothing changed: the published tree stays as it is, untouched
+        # nothing changed: the published tree stays as it is, untouched;
+        # only what a killed build may have left is cleared away
+        spare = _find_spare(builds, previous, options)
+        _prune(builds, keep={previous, spare[0]} if spare else {previous})
         report.files = report.skipped = len(items)
         report.target = previous
         report.up_to_date = True
