@@ -232,7 +232,7 @@ class HotCache:
 
 
 class SiteFiles:
-    """The build the output link names, re-checked at most every `check_interval` s."""
+    """The build the output link names: the link is followed on every request, the manifest re-checked every `check_interval` s."""
 
     def __init__(self, out: str | Path, *, check_interval: float = CHECK_INTERVAL, cache_bytes: int = HOT_CACHE_BYTES):
         self.link = os.path.abspath(out)
@@ -246,7 +246,15 @@ class SiteFiles:
         self._complained: tuple | None = None
 
     def current(self) -> Build | None:
-        if time.monotonic() >= self._next_check:
+        build = self.build
+        now = time.monotonic()
+        if build is not None and (now >= self._next_check or self._complained is None) and link_target(self.link) != build.folder:
+            # the link has moved: another worker may already be serving the
+            # new build, so this request must not answer from the old one (a
+            # reader who saw a post in a feed must find its page). One
+            # readlink per request is a few microseconds.
+            return self.refresh(wait=True)
+        if now >= self._next_check:
             self.refresh()
         return self.build
 
