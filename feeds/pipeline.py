@@ -104,9 +104,15 @@ def _exit_with_parent(parent: int) -> None:
     """In a worker: end when the build that started it ends, even by SIGKILL.
 
     A killed build cannot shut its pool down; its workers would otherwise
-    wait on the task queue forever.
+    wait on the task queue forever. Forked workers also go back to Python's
+    own signal handling: they would inherit `feeds serve`'s handlers, whose
+    SIGTERM stops the server, and a pool is shut down with SIGTERM.
     """
+    import signal
     import threading
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -270,3 +270,30 @@ def test_stopping_serve_leaves_no_process_behind(tmp_path, how):
         server.close()
     if how == "SIGTERM":
         assert server.proc.returncode == 0, server.output()
+
+
+def test_a_large_rebuild_while_serving_keeps_the_server_up(tmp_path):
+    """A rebuild with enough files to render in forked processes (build.RENDER_FORK_MIN)
+    must not touch the server: the renderers inherit `feeds serve`'s signal handlers."""
+    import time
+
+    from feeds.build import RENDER_FORK_MIN
+
+    source = tmp_path / "posts"
+    count = RENDER_FORK_MIN + 40  # one post page each, so a full rewrite forks
+    for i in range(count):
+        write_post(source, f"p/{i:04d}.md", post_text(title=f"post {i}", date=f"2021-03-01 10:{i % 60:02d}:00"))
+    server = Serving(tmp_path, write_config(tmp_path, source, "[server]\nreload_seconds = 0.2\n"))
+    try:
+        for i in range(count):
+            write_post(source, f"p/{i:04d}.md", post_text(title=f"edited {i}", date=f"2021-03-01 10:{i % 60:02d}:00"))
+        deadline = time.monotonic() + 60
+        while b"edited" not in _fetch(server.port)[1]:
+            assert server.proc.poll() is None and time.monotonic() < deadline, server.output()
+            time.sleep(0.1)
+        time.sleep(1.0)  # the render pool has been shut down by now
+        assert server.proc.poll() is None, server.output()
+        assert _fetch(server.port)[0] == 200, server.output()
+        assert _fetch(server.port, f"/posts/p/{count - 1:04d}/")[0] == 200
+    finally:
+        server.close()
