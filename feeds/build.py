@@ -99,10 +99,6 @@ def _safe_relative(site_path: str) -> str:
     return relative
 
 
-def _safe_join(root: Path, site_path: str) -> Path:
-    return root / _safe_relative(site_path)
-
-
 def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=20).hexdigest()
 
