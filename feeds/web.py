@@ -33,21 +33,11 @@ from typing import NamedTuple
 from flask import Flask, Response, abort, request
 
 from .config import Config
+from .kinds import CONTENT_TYPES, PAGE_CSP
 from .served import Build, Entry, SiteFiles
 
 log = logging.getLogger("feeds.web")
 
-# The renderer's values (feeds/render/site.py), repeated so that a worker
-# does not import the renderer and the pipeline behind it.
-PAGE_CSP = "default-src 'none'; img-src http: https: data:; media-src http: https:; style-src 'unsafe-inline'; frame-src https:; base-uri 'none'; form-action 'none'"
-CONTENT_TYPES = {
-    "atom": "application/atom+xml; charset=utf-8",
-    "rss": "application/rss+xml; charset=utf-8",
-    "json": "application/feed+json; charset=utf-8",
-    "html": "text/html; charset=utf-8",
-    "opml": "text/x-opml; charset=utf-8",
-    "xsl": "text/xsl; charset=utf-8",
-}
 CORS_KINDS = ("atom", "rss", "json", "opml", "xsl")
 ATTEMPTS = 3  # reads of a file that changed under us before answering 503
 FILTERED_MEMO_BYTES = 8 * 1024 * 1024  # query results kept per worker; larger ones are not kept

@@ -117,15 +117,6 @@ def test_a_worker_does_not_load_the_pipeline(config):
     assert result.stdout.strip() == "[]", result.stdout
 
 
-def test_renderer_constants_are_the_servers(client):
-    """web.py repeats two tables of the renderer so workers need not import it: they must agree."""
-    from feeds import web
-    from feeds.render import site
-
-    assert web.PAGE_CSP == site.PAGE_CSP
-    assert web.CONTENT_TYPES == site.CONTENT_TYPES
-
-
 @pytest.mark.parametrize(
     "path, content_type",
     [

@@ -25,6 +25,7 @@ from markupsafe import Markup
 from ..catalog import KIND_CATEGORY, KIND_SITE, KIND_TAG, Catalog, Feed, category_chain
 from .. import __version__
 from ..config import Config
+from ..kinds import CONTENT_TYPES, PAGE_CSP
 from ..model import Article
 from ..pipeline import read_body, with_body
 from ..normalize import UNDATED
@@ -35,16 +36,7 @@ from .opml import render_opml
 
 FORMAT_FILES = {"atom": "atom", "rss": "rss", "json": "feed"}
 FORMAT_EXT = {"atom": "xml", "rss": "xml", "json": "json"}
-CONTENT_TYPES = {
-    "atom": "application/atom+xml; charset=utf-8",
-    "rss": "application/rss+xml; charset=utf-8",
-    "json": "application/feed+json; charset=utf-8",
-    "html": "text/html; charset=utf-8",
-    "opml": "text/x-opml; charset=utf-8",
-    "xsl": "text/xsl; charset=utf-8",
-}
 FORMAT_LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON"}
-PAGE_CSP = "default-src 'none'; img-src http: https: data:; media-src http: https:; style-src 'unsafe-inline'; frame-src https:; base-uri 'none'; form-action 'none'"
 
 
 @dataclass(frozen=True)
