@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .collect import scan_sources
+from .pipeline import code_fingerprint
 from .config import Config
 
 RECORD_NAME = "last-build.json"
@@ -30,16 +31,6 @@ def _record_file(config: Config) -> Path:
     return out.parent / f".{out.name}.builds" / RECORD_NAME
 
 
-def _code_digest() -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    package = Path(__file__).parent
-    for file in sorted(package.rglob("*")):
-        if file.is_file() and file.suffix in (".py", ".html", ".xsl"):
-            digest.update(file.relative_to(package).as_posix().encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()
-
-
 def fingerprint(config: Config, gzip_siblings: bool, scan=None) -> tuple[str, float]:
     """(digest of posts' signatures + config + code, newest ctime among the posts).
 
@@ -47,7 +38,7 @@ def fingerprint(config: Config, gzip_siblings: bool, scan=None) -> tuple[str, fl
     """
     found, problems = scan if scan is not None else scan_sources(config.source.dir, config.source.pattern)
     digest = hashlib.blake2b(digest_size=20)
-    digest.update(repr((__version__, _code_digest(), repr(config), gzip_siblings, [str(p) for p in problems])).encode())
+    digest.update(repr((__version__, code_fingerprint(), repr(config), gzip_siblings, [str(p) for p in problems])).encode())
     newest = 0.0
     lines = []
     for source in found:
