@@ -270,14 +270,14 @@ def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, 
     for item in items:
         item = _as_pending(item)
         site_path = item.path
-        relative = _safe_relative(site_path)
-        target = root + "/" + relative
         report.files += 1
         here = in_place.pop(site_path, None)
         if item.key and here is not None and here[0] == item.key:
-            manifest[site_path] = here
+            manifest[site_path] = here  # already there, under a path checked when it was written
             report.skipped += 1
             continue
+        relative = _safe_relative(site_path)
+        target = root + "/" + relative
         before = old.get(site_path)
         if item.key and before is not None and before[0] == item.key and prev_root is not None:
             if _link_from(prev_root, relative, target, gzip_siblings):

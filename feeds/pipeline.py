@@ -19,9 +19,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from . import __version__
 from .collect import scan_sources, parse_post_bytes, MAX_FILE_BYTES
@@ -122,12 +122,28 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="feeds-parent-watch", daemon=True).start()
 
 
-def _process_batch(batch: list[tuple[bytes, str, str, str, str]], job: Job, body_dir: str | None) -> list[Outcome]:
-    outcomes = []
-    for raw, path, rel, display, key in batch:
-        outcome = process_source(raw, Path(path), rel, display, job)
-        outcomes.append(store_body(body_dir, key, outcome) if body_dir else outcome)
-    return outcomes
+def _process_batch(batch: list[tuple[str, str, str]], job: Job, body_dir: str | None) -> list[tuple[str | None, Outcome]]:
+    return [process_file(path, rel, display, job, body_dir) for path, rel, display in batch]
+
+
+def process_file(path: str, rel: str, display: str, job: Job, body_dir: str | None) -> tuple[str | None, Outcome]:
+    """Read one post and process it: (its content key, Outcome); the key is None if it cannot be read.
+
+    The bytes are read here, in the worker, and keyed by what was read: the
+    build's main process never holds a post's bytes, and an Outcome is
+    always filed under the content it was made from, even if the file
+    changed after the build looked at it.
+    """
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        return None, Outcome(None, (Problem(display, None, ERROR, f"cannot read post: {exc.strerror or exc}"),))
+    if len(raw) > MAX_FILE_BYTES:
+        return None, Outcome(None, (Problem(display, None, ERROR, f"file is over the limit of {MAX_FILE_BYTES} bytes"),))
+    key = Cache.key(raw, rel)
+    outcome = process_source(raw, Path(path), rel, display, job)
+    return key, (store_body(body_dir, key, outcome) if body_dir else outcome)
 
 
 def open_making_folders(path: str, mode: str):
@@ -268,9 +284,16 @@ class Cache:
         if self.body_dir is None:
             return False
         try:
-            return os.stat(body_path(self.body_dir, key)).st_size == outcome.body_bytes
+            return os.stat(self.body_file_of(key, outcome.article)).st_size == outcome.body_bytes
         except OSError:
             return False
+
+    def body_file_of(self, key: str, article: Article) -> str:
+        """Where the body of the article cached under `key` is stored now."""
+        assert self.body_dir is not None
+        if article.body_file.startswith(self.body_dir + "/"):
+            return article.body_file  # as stored (named by the key under this folder)
+        return body_path(self.body_dir, key)  # the cache folder was moved, or the build runs from elsewhere
 
     @property
     def journal(self) -> Path | None:
@@ -395,52 +418,60 @@ class Cache:
 RACY_SECONDS = 2.0
 
 
-def read_sources(config: Config, cache: "Cache | None" = None, scan=None) -> tuple[list[tuple[Path, str, str, bytes | None, str | None]], list[Problem]]:
-    """(path, rel, display, bytes, key) for every matching file.
+class Listed(NamedTuple):
+    """One matching file as the build sees it before processing."""
+
+    path: str
+    rel: str
+    display: str  # the path as messages show it
+    key: str | None  # content key, when known without processing the file
+    signature: tuple | None  # stat facts; None when the file cannot be read
+    record: tuple | None = None  # the cache's (signature, key, seen) when it vouches for the file
+
+
+def read_sources(config: Config, cache: "Cache | None" = None, scan=None) -> tuple[list[Listed], list[Problem]]:
+    """Every matching file, with its content key where that is known cheaply.
 
     A file whose stat signature (inode, size, mtime, ctime: any write changes
-    ctime) matches the cache's record is not read again: its content key is
-    known. Otherwise the bytes are read and keyed by content. Unreadable
-    files are reported and come back with neither bytes nor key. `scan` is a
-    scan_sources() result to reuse.
+    ctime) matches the cache's record is not read: its key is known. Any
+    other file is read and keyed by content only when the cache could hold
+    it under that key (a touched or copied post is not processed again);
+    with an empty cache the workers read and key it themselves. The bytes
+    are never kept here. `scan` is a scan_sources() result to reuse.
     """
     found, problems = scan if scan is not None else scan_sources(config.source.dir, config.source.pattern)
     problems = list(problems)
     prefix = str(Path.cwd()).rstrip("/") + "/"
-    out = []
+    out: list[Listed] = []
     stats = cache.stats if cache is not None else {}
-    now = time.time()
-    fresh: dict[str, tuple] = {}
+    entries = cache.entries if cache is not None else {}
     for source in found:
         rel, text = source.rel, source.path
         display = text[len(prefix) :] if text.startswith(prefix) else text
         st = source.stat
         if st is None:
             problems.append(Problem(display, None, ERROR, f"cannot read post: {source.error}"))
-            out.append((text, rel, display, None, None))
+            out.append(Listed(text, rel, display, None, None))
             continue
         signature = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         known = stats.get(rel)
-        if known is not None and known[0] == signature and st.st_ctime < known[2] - RACY_SECONDS and cache is not None and known[1] in cache.entries:
-            fresh[rel] = known
-            out.append((text, rel, display, None, known[1]))
+        if known is not None and known[0] == signature and st.st_ctime < known[2] - RACY_SECONDS and known[1] in entries:
+            out.append(Listed(text, rel, display, known[1], signature, known))
             continue
         if st.st_size > MAX_FILE_BYTES:
             problems.append(Problem(display, None, ERROR, f"file is {st.st_size} bytes; the limit is {MAX_FILE_BYTES}"))
-            out.append((text, rel, display, None, None))
+            out.append(Listed(text, rel, display, None, None))
             continue
-        try:
-            with open(text, "rb") as handle:
-                raw = handle.read()
-        except OSError as exc:
-            problems.append(Problem(display, None, ERROR, f"cannot read post: {exc.strerror or exc}"))
-            out.append((text, rel, display, None, None))
-            continue
-        key = Cache.key(raw, rel)
-        fresh[rel] = (signature, key, now)
-        out.append((text, rel, display, raw, key))
-    if cache is not None:
-        cache.record_stats(fresh)
+        key = None
+        if entries:
+            try:
+                with open(text, "rb") as handle:
+                    key = Cache.key(handle.read(), rel)
+            except OSError as exc:
+                problems.append(Problem(display, None, ERROR, f"cannot read post: {exc.strerror or exc}"))
+                out.append(Listed(text, rel, display, None, None))
+                continue
+        out.append(Listed(text, rel, display, key, signature))
     return out, problems
 
 
@@ -456,6 +487,7 @@ def load_articles(
     job = make_job(config)
     if cache is None:
         cache = Cache(config.build.cache_dir if use_cache else None, job)
+    seen = time.time()  # before any file is read: the racy-write guard errs on the safe side
     sources, problems = read_sources(config, cache, scan)
     if cache.problem:
         problems.append(Problem(str(cache.directory), None, WARNING, cache.problem))
@@ -463,18 +495,28 @@ def load_articles(
 
     outcomes: dict[int, Outcome] = {}
     keys: dict[int, str] = {}
+    fresh: dict[str, tuple] = {}  # the stat records this build vouches for
     todo: list[int] = []
-    for index, (path, rel, display, raw, key) in enumerate(sources):
-        if key is None:
+    for index, source in enumerate(sources):
+        if source.signature is None:
             continue
-        keys[index] = key
-        hit = cache.get(key)
-        if hit is not None and not cache.has_body(key, hit):
+        hit = cache.get(source.key) if source.key is not None else None
+        if hit is not None and not cache.has_body(source.key, hit):
             hit = None  # its body file is missing or damaged: made again
-        if hit is not None:
-            outcomes[index] = _redisplay(hit, display)
-        else:
+        if hit is None:
             todo.append(index)
+            continue
+        keys[index] = source.key
+        outcomes[index] = _redisplay(hit, source.display)
+        fresh[source.rel] = source.record or (source.signature, source.key, seen)
+
+    def finish(index: int, key: str | None, outcome: Outcome) -> None:
+        outcomes[index] = outcome
+        if key is not None:
+            source = sources[index]
+            keys[index] = key
+            cache.put(key, outcome)
+            fresh[source.rel] = (source.signature, key, seen)
 
     total = len(todo)
     body_dir = cache.body_dir
@@ -487,41 +529,37 @@ def load_articles(
         done = 0
         with ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
             futures = [
-                (batch, pool.submit(_process_batch, [(_raw(sources[i]), str(sources[i][0]), sources[i][1], sources[i][2], keys[i]) for i in batch], job, body_dir))
+                (batch, pool.submit(_process_batch, [(sources[i].path, sources[i].rel, sources[i].display) for i in batch], job, body_dir))
                 for batch in batches
             ]
             for batch, future in futures:
-                for index, outcome in zip(batch, future.result()):
-                    outcomes[index] = outcome
-                    cache.put(keys[index], outcome)
+                for index, (key, outcome) in zip(batch, future.result()):
+                    finish(index, key, outcome)
                 done += len(batch)
                 if progress:
                     progress(done, total)
     else:
         for done, index in enumerate(todo, 1):
-            path, rel, display, _, _ = sources[index]
-            outcome = process_source(_raw(sources[index]), Path(path), rel, display, job)
-            if body_dir:
-                outcome = store_body(body_dir, keys[index], outcome)
-            outcomes[index] = outcome
-            cache.put(keys[index], outcome)
+            source = sources[index]
+            finish(index, *process_file(source.path, source.rel, source.display, job, body_dir))
             if progress and (done % 16 == 0 or done == total):
                 progress(done, total)
 
+    cache.record_stats(fresh)
     error = cache.save(set(keys.values()))
     if error:
         problems.append(Problem(str(cache.directory), None, WARNING, error))
 
     articles: list[Article] = []
     drafts = 0
-    now = datetime.now(timezone.utc)
+    future = datetime.now(timezone.utc) + timedelta(days=1)
     seen_ids: dict[str, str] = {}
     from .slug import post_path
 
     seen_paths: dict[str, str] = {}
     for index in sorted(outcomes):
         outcome = outcomes[index]
-        display = sources[index][2]
+        display = sources[index].display
         problems.extend(outcome.problems)
         if outcome.skipped_draft:
             drafts += 1
@@ -537,12 +575,11 @@ def load_articles(
             continue
         seen_ids[article.id] = display
         seen_paths[page] = display
-        future = future_warning_for(article, display, now)
-        if future:
-            problems.append(future)
+        if article.date > future:
+            problems.append(future_warning(article, display))
         if body_dir and outcome.body_bytes >= 0:
-            where = body_path(body_dir, keys[index])
-            if article.body_file != where:  # the cache folder was moved, or the build runs from elsewhere
+            where = cache.body_file_of(keys[index], article)
+            if article.body_file != where:
                 article = dataclasses.replace(article, body_file=where)
         articles.append(article)
 
@@ -553,24 +590,12 @@ def load_articles(
         drafts=drafts,
         processed=total,
         seconds=time.perf_counter() - started,
-        digests={sources[i][1]: keys[i] for i in keys},
+        digests={sources[i].rel: keys[i] for i in keys},
     )
 
 
-def _raw(source) -> bytes:
-    path, _, _, raw, _ = source
-    if raw is not None:
-        return raw
-    with open(path, "rb") as handle:
-        return handle.read()
-
-
-def future_warning_for(article: Article, display: str, now: datetime) -> Problem | None:
-    from datetime import timedelta
-
-    if article.date > now + timedelta(days=1):
-        return Problem(display, None, WARNING, f"date {article.date.isoformat()} is in the future: published anyway")
-    return None
+def future_warning(article: Article, display: str) -> Problem:
+    return Problem(display, None, WARNING, f"date {article.date.isoformat()} is in the future: published anyway")
 
 
 def _redisplay(outcome: Outcome, display: str) -> Outcome:
