@@ -41,6 +41,7 @@ VENV_BIN = Path(sys.executable).parent
 FEEDS = str(VENV_BIN / "feeds") if (VENV_BIN / "feeds").exists() else shutil.which("feeds") or "feeds"
 
 MB = 1024 * 1024
+RELOAD_SECONDS = 2  # the live server's [server] reload_seconds: a new post must be served within it + 1 s
 
 # --------------------------------------------------------------------------
 # 1. synthetic corpus
@@ -373,7 +374,7 @@ drop_selectors = [".appendQr_wrap"]
 [server]
 host = "127.0.0.1"
 workers = 1
-reload_seconds = 2
+reload_seconds = {RELOAD_SECONDS}
 """,
         encoding="utf-8",
     )
@@ -1068,6 +1069,7 @@ def serve_bench(root: Path, cfg: Path, tree: Path, results: dict) -> None:
         serve["rss_after_wrk"] = _mb(rss_tree)
         # the root is the builder (`feeds serve` itself); the rest is granian
         serve["largest_server_process_mb"] = round(max((kb for pid, kb in rss_tree["per_process_kb"].items() if pid != proc.pid), default=0) / 1024, 1)
+        serve["new_post"] = new_post_latency(root, base)
         serve["server_alive_after"] = proc.poll() is None
     finally:
         sampler.stop()
@@ -1098,6 +1100,51 @@ def serve_bench(root: Path, cfg: Path, tree: Path, results: dict) -> None:
     serve["ratio_rps_feeds_over_nginx"] = round(a["rps"] / c["rps"], 3) if c["rps"] else None
     serve["ratio_p99_feeds_over_nginx"] = round(a["p99_ms"] / c["p99_ms"], 2) if c["p99_ms"] else None
     serve["ratio_rps_304_over_nginx"] = round(serve["feeds_304"]["rps"] / c["rps"], 3) if c["rps"] else None
+
+
+NEW_POST = """---
+title: Live post {stamp}
+categories:
+ - bench-live
+ - arrivals
+ - today
+author: bench
+date: {date}
+---
+<p>A post written while the server runs ({stamp}).</p>
+"""
+
+
+def new_post_latency(root: Path, base: str, timeout: float = 120) -> dict:
+    """Seconds from writing a new post to the live server listing it in /atom.xml, then from deleting it to its removal."""
+    stamp = f"{time.time_ns():x}"
+    path = root / "posts" / "bench-live" / f"live-{stamp}.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    marker = f"Live post {stamp}".encode()
+
+    def wait(present: bool) -> float | None:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < timeout:
+            status, _, body = http_get(base + "/atom.xml")
+            if status == 200 and (marker in body) == present:
+                return round(time.perf_counter() - t0, 2)
+            time.sleep(0.02)
+        return None
+
+    date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    t0 = time.perf_counter()
+    path.write_text(NEW_POST.format(stamp=stamp, date=date), encoding="utf-8")
+    shown = wait(True)
+    shown_s = None if shown is None else round(time.perf_counter() - t0, 2)
+    path.unlink()
+    t1 = time.perf_counter()
+    gone = wait(False)
+    gone_s = None if gone is None else round(time.perf_counter() - t1, 2)
+    try:
+        path.parent.rmdir()
+    except OSError:
+        pass
+    return {"served_s": shown_s, "removed_s": gone_s}
 
 
 def _mb(tree: dict) -> dict:
@@ -1177,6 +1224,11 @@ def report(res: dict) -> str:
         rows.append(f"| feeds 304 ÷ feeds 200 req/s | {s['feeds_304']['rps'] / s['feeds_200']['rps']:.2f} (304 ÷ nginx 200: {s['ratio_rps_304_over_nginx']:.2f}) | | | > 1 | {verdict(s['feeds_304']['rps'] > s['feeds_200']['rps'])} |")
         ra = s["rss_after_wrk"]
         rows.append(f"| feeds serve RSS after wrk (builder + granian + workers) | | | {ra['rss_sum_mb']:.0f} (PSS {ra['pss_sum_mb']:.0f}; per process {', '.join(f'{v:.0f}' for v in ra['per_process_mb'])}) | info | |")
+        live = s.get("new_post")
+        if live:
+            reload = RELOAD_SECONDS
+            ok = live["served_s"] is not None and live["served_s"] <= reload + 1
+            rows.append(f"| new post written → listed in /atom.xml by the running server (deleted → gone: {live['removed_s']} s) | {live['served_s']} s | | | ≤ reload_seconds + 1 = {reload + 1} s | {verdict(ok)} |")
         if "largest_server_process_mb" in s:
             rows.append(f"| largest serving process (granian main or worker) | | | {s['largest_server_process_mb']:.0f} | < 300 MB | {verdict(s['largest_server_process_mb'] < 300)} |")
     elif s:
