@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import operator
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -543,5 +544,20 @@ def make_article(post: Post, meta: Meta, body: CleanBody, settings: Settings) ->
         description=meta.description,
         undated=meta.undated,
     )
-    digest = hashlib.blake2b(repr(dataclasses.astuple(article)).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-    return dataclasses.replace(article, digest=digest)
+    return dataclasses.replace(article, digest=article_digest(article))
+
+
+# Every field of an Article, in declaration order (digest and body_file are
+# still "" when the digest is taken).
+_ARTICLE_VALUES = operator.attrgetter(*(f.name for f in dataclasses.fields(Article)))
+
+
+def article_digest(article: Article) -> str:
+    """A digest of every field: equal digests, equal renderings.
+
+    The repr of the field values is the same text as that of
+    dataclasses.astuple(article), which deep-copies every value first; the
+    values are immutable (str, datetime, bool, None, tuples of str), so the
+    copy bought nothing and cost a third of make_article.
+    """
+    return hashlib.blake2b(repr(_ARTICLE_VALUES(article)).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
