@@ -43,6 +43,39 @@ _SPACES = " \t\n\r\f\u00a0\u3000"
 _SAFE_URL = re.compile(r"(?:https?://|mailto:)", re.I)
 
 
+# A numeric character reference: the only way a body (already xml_safe) can
+# put a character XML forbids into lxml's tree.
+_NUMERIC_REFERENCE = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}))")
+
+
+def _refers_to_forbidden_character(body: str) -> bool:
+    for match in _NUMERIC_REFERENCE.finditer(body):
+        hex_digits, decimal = match.groups()
+        code = int(hex_digits, 16) if hex_digits else int(decimal)
+        if code < 0x110000 and xml_safe(chr(code)) == "":
+            return True
+    return False
+
+
+def _remove_forbidden_characters(root) -> None:
+    """xml_safe every text, tail and attribute value below root.
+
+    lxml reads `&#1;` as U+0001 but refuses to store such a character, so the
+    first edit of that text (whitespace tidying, removing a neighbour) would
+    raise ValueError and fail the post; the output drops them anyway.
+    """
+    for element in root.iter():
+        if element.text and xml_safe(element.text) != element.text:
+            element.text = xml_safe(element.text)
+        if element.tail and xml_safe(element.tail) != element.tail:
+            element.tail = xml_safe(element.tail)
+        if isinstance(element.tag, str):
+            attrib = element.attrib
+            for name, value in attrib.items():
+                if xml_safe(value) != value:
+                    attrib[name] = xml_safe(value)
+
+
 _PARSER = etree.HTMLParser(remove_comments=False, remove_pis=False, no_network=True, recover=True, default_doctype=False)
 
 
@@ -137,6 +170,8 @@ class Nh3Sanitizer:
         root = document.find("body/div") if document is not None else None
         if root is None:
             return CleanBody(html.escape(body), body, None, frozenset(), notes)
+        if "&#" in body and _refers_to_forbidden_character(body):
+            _remove_forbidden_characters(root)
 
         dropped_images: set[str] = set()
         doomed = []
