@@ -292,8 +292,16 @@ def iframe_allowed(src: str, base_url: str, hosts: tuple[str, ...]) -> bool:
     return host_matches(host, hosts)
 
 
+# An absolute http(s) URL that urljoin gives back unchanged whatever the base:
+# a lowercase scheme, a host, and no part that urlsplit/urlunsplit would
+# drop or rewrite (empty "?" or "#", ";" parameters, tab/CR/LF, controls).
+_UNCHANGED_BY_URLJOIN = re.compile(r"https?://[^/?#;\x00-\x20]+(?:/[^?#;\x00-\x20]*)?(?:\?[^#\x00-\x20]+)?(?:#[^\x00-\x20]+)?")
+
+
 def absolutize(value: str, base_url: str) -> str:
     value = value.strip()
+    if _UNCHANGED_BY_URLJOIN.fullmatch(value):
+        return value  # most URLs in scraped bodies; urljoin costs microseconds
     if value.startswith("//"):
         return "https:" + value
     try:
@@ -327,15 +335,48 @@ def hidden_by_attributes(name: str, attrs) -> bool:
     return bool(style and _HIDING_STYLE.search(style))
 
 
-def drops_with_content(name: str, attrs, stack, policy: Policy, selectors, base_url: str) -> bool:
-    """Is this element removed together with everything inside it? (both engines)"""
-    if name in DROP_WITH_CONTENT:
-        if name == "iframe" and policy.iframe_hosts:
-            return not iframe_allowed(attrs.get("src", ""), base_url, policy.iframe_hosts)
-        return True
-    if attrs and hidden_by_attributes(name, attrs):
-        return True
-    return bool(selectors) and any(selector_matches(sel, stack) for sel in selectors)
+class DropRule:
+    """Which elements are removed together with everything inside them (both engines).
+
+    `drops(name, attrs, ancestors, base_url)`: `attrs` maps attribute names
+    to values (a dict, or an lxml element's attrib); `ancestors` is the open
+    elements as (name, attrs), root first and this element last, and is read
+    only when a drop selector can match here.
+    """
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        # What the element a selector removes must have: its tag (None = any)
+        # and attribute names; most elements are ruled out without matching.
+        self.subjects: list[tuple[str | None, tuple[str, ...], tuple]] = []
+        for selector in policy.selectors:
+            subject = selector[-1][1]
+            required = (("id",) if subject.ids else ()) + (("class",) if subject.classes else ()) + tuple(name for name, _op, _value in subject.attrs)
+            self.subjects.append((subject.tag, required, selector))
+        self.bare_subjects = [entry for entry in self.subjects if not entry[1]]  # those an element without attributes can match
+        self.needs_ancestors = bool(self.subjects)
+
+    def drops(self, name: str, attrs, ancestors, base_url: str) -> bool:
+        if name in DROP_WITH_CONTENT:
+            if name == "iframe" and self.policy.iframe_hosts:
+                return not iframe_allowed(attrs.get("src", ""), base_url, self.policy.iframe_hosts)
+            return True
+        if not attrs:
+            subjects = self.bare_subjects
+        else:
+            if hidden_by_attributes(name, attrs):
+                return True
+            subjects = self.subjects
+        for tag, required, selector in subjects:
+            if tag is not None and tag != name:
+                continue
+            for attr in required:
+                if attr not in attrs:
+                    break
+            else:
+                if selector_matches(selector, ancestors):
+                    return True
+        return False
 
 
 # How html5lib's etree walker reads "{namespace}name" tag and attribute names.
@@ -412,8 +453,7 @@ class _Pass:
 
     def __init__(self, sanitizer: "BleachSanitizer", base_url: str):
         self.policy = sanitizer.policy
-        self.subjects = sanitizer._subjects
-        self.bare_subjects = sanitizer._bare_subjects
+        self.drop_rule = sanitizer.drop_rule
         self.sanitize = sanitizer._bleach.sanitize_token
         self.base_url = base_url
         self.ancestors: list[tuple[str, dict]] = []  # only kept when a selector may need them
@@ -427,8 +467,10 @@ class _Pass:
     # -- stage 1: structure, while walking the tree ---------------------------
 
     def walk(self, root) -> None:
-        keep_ancestors = bool(self.subjects)
+        keep_ancestors = self.drop_rule.needs_ancestors
         ancestors = self.ancestors
+        drops = self.drop_rule.drops
+        base_url = self.base_url
         tag_token = self.tag_token
         text = self.text
         if root.text:
@@ -445,7 +487,7 @@ class _Pass:
                     void = (not namespace or namespace == _HTML_NAMESPACE) and name in _VOID_ELEMENTS
                     if keep_ancestors:
                         ancestors.append((name, attrs))
-                    if self.drops(name, attrs):
+                    if drops(name, attrs, ancestors, base_url):
                         self.remember_images(element, void, name)
                         if keep_ancestors:
                             ancestors.pop()
@@ -479,29 +521,6 @@ class _Pass:
                         ancestors.pop()
                     if owner.tail:
                         text(owner.tail)
-
-    def drops(self, name: str, attrs: dict) -> bool:
-        """drops_with_content, with selectors tried only where they can match."""
-        if name in DROP_WITH_CONTENT:
-            if name == "iframe" and self.policy.iframe_hosts:
-                return not iframe_allowed(attrs.get("src", ""), self.base_url, self.policy.iframe_hosts)
-            return True
-        if not attrs:
-            subjects = self.bare_subjects
-        else:
-            if hidden_by_attributes(name, attrs):
-                return True
-            subjects = self.subjects
-        for tag, required, selector in subjects:
-            if tag is not None and tag != name:
-                continue
-            for attr in required:
-                if attr not in attrs:
-                    break
-            else:
-                if selector_matches(selector, self.ancestors):
-                    return True
-        return False
 
     def remember_images(self, element, void: bool, name: str) -> None:
         """The images html5lib's walker would have shown inside a removed element."""
@@ -786,14 +805,7 @@ class BleachSanitizer:
             strip_disallowed_tags=True,
             strip_html_comments=True,
         )
-        # What the element a selector removes must have: its tag (None = any)
-        # and attribute names; most elements are ruled out without matching.
-        self._subjects = []
-        for selector in self.selectors:
-            subject = selector[-1][1]
-            required = (("id",) if subject.ids else ()) + (("class",) if subject.classes else ()) + tuple(name for name, _op, _value in subject.attrs)
-            self._subjects.append((subject.tag, required, selector))
-        self._bare_subjects = [entry for entry in self._subjects if not entry[1]]
+        self.drop_rule = DropRule(policy)
         self.serializer = html5lib_shim.BleachHTMLSerializer(
             quote_attr_values="always",
             omit_optional_tags=False,

@@ -10,6 +10,7 @@ default engine.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 
@@ -28,10 +29,10 @@ from .sanitize import (
     URL_ATTRIBUTES,
     _SPACE_RUN,
     CleanBody,
+    DropRule,
     Policy,
     _is_placeholder_src,
     absolutize,
-    drops_with_content,
     prepare_body,
     squeeze_blank_lines,
 )
@@ -41,6 +42,8 @@ _IFRAME_SANDBOX = "allow-scripts allow-same-origin allow-popups"
 _LINK_REL = "noopener noreferrer nofollow"
 _SPACES = " \t\n\r\f\u00a0\u3000"
 _SAFE_URL = re.compile(r"(?:https?://|mailto:)", re.I)
+_CONTROL_OR_SPACE = re.compile("[\x00-\x20]")
+_MEDIA_TAGS = frozenset({"img", "video", "source", "audio"})
 
 
 # A numeric character reference: the only way a body (already xml_safe) can
@@ -117,6 +120,17 @@ def _remove(element) -> None:
     parent.remove(element)
 
 
+def _tidy_spaces(text: str) -> str:
+    """Outside <pre>: a run of spaces holding a line break becomes one line break, other runs one space."""
+    if text == "\n":
+        return text  # the commonest text: the line break between two blocks
+    if "\n" in text:  # what _BREAKING_SPACE needs; most text nodes have none
+        text = _BREAKING_SPACE.sub("\n", text)
+    if "  " in text or "\t" in text or "\r" in text or "\f" in text:  # what a _SPACE_RUN needs
+        text = _SPACE_RUN.sub(" ", text)
+    return text
+
+
 class Nh3Sanitizer:
     engine = "nh3"
 
@@ -130,39 +144,64 @@ class Nh3Sanitizer:
         # ammonia sets these itself and refuses them in the allowlist
         self.attributes["a"].discard("rel")
         self.attributes["iframe"].discard("sandbox")
+        self.drop_rule = DropRule(policy)
+        options = dict(
+            tags=self.tags,
+            clean_content_tags=set(DROP_WITH_CONTENT) - self.tags,
+            attributes=self.attributes,
+            url_schemes=set(ALLOWED_PROTOCOLS),
+            strip_comments=True,
+            link_rel=_LINK_REL,
+            set_tag_attribute_values={"iframe": {"sandbox": _IFRAME_SANDBOX}},
+        )
+        if hasattr(nh3, "Cleaner"):
+            # converts the options once: nh3.clean() spends ~50 µs a call on that
+            self._nh3_clean = nh3.Cleaner(**options).clean
+        else:  # an nh3 without Cleaner
+            self._nh3_clean = functools.partial(nh3.clean, **options)
 
-    def _drop(self, element, name: str, stack) -> bool:
-        return drops_with_content(name, element.attrib, stack, self.policy, self.selectors, self._base)
+    def _rewrite(self, attrs, name: str, base_url: str) -> None:
+        """Lazy images get their real src; URL attributes become absolute, or go unless http(s)/mailto.
 
-    def _rewrite(self, element, name: str) -> None:
-        attrs = element.attrib
-        if name in ("img", "video", "source", "audio") and _is_placeholder_src(attrs.get("src"), self.policy):
+        Each URL attribute's final value is decided before anything is
+        written: only vetted URLs reach lxml, and an unchanged value is not
+        written again (every write costs).
+        """
+        lazy_src = None
+        if name in _MEDIA_TAGS and _is_placeholder_src(attrs.get("src"), self.policy):
             for lazy in LAZY_SRC_ATTRIBUTES:
                 value = (attrs.get(lazy) or "").strip()
                 if value and not value.lower().startswith("data:"):
-                    attrs["src"] = value
+                    lazy_src = value
                     break
             else:
                 srcset = (attrs.get("srcset") or "").strip()
                 first = srcset.split(",")[0].strip().split(" ")[0] if srcset else ""
                 if first:
-                    attrs["src"] = first
-        for attr in URL_ATTRIBUTES:
-            if attr in attrs:
-                url = absolutize(attrs[attr], self._base).replace(" ", "%20")
-                # ammonia checks only some URL attributes (not cite), and
-                # lxml would percent-encode a tab in "java\tscript:" into a
-                # harmless-looking relative URL: decide here, strictly
-                if _SAFE_URL.match(url) and not any(ord(ch) < 0x21 for ch in url):
-                    attrs[attr] = url
-                else:
-                    del attrs[attr]
+                    lazy_src = first
+        names = attrs.keys()
+        for attr in names:
+            if attr in URL_ATTRIBUTES:
+                self._set_url(attrs, attr, lazy_src if attr == "src" and lazy_src else attrs[attr], base_url)
+        if lazy_src and "src" not in names:
+            self._set_url(attrs, "src", lazy_src, base_url)
+
+    @staticmethod
+    def _set_url(attrs, attr: str, value: str, base_url: str) -> None:
+        url = absolutize(value, base_url).replace(" ", "%20")
+        # ammonia checks only some URL attributes (not cite), and lxml would
+        # percent-encode a tab in "java\tscript:" into a harmless-looking
+        # relative URL: decide here, strictly
+        if _SAFE_URL.match(url) and not _CONTROL_OR_SPACE.search(url):
+            if attrs.get(attr) != url:
+                attrs[attr] = url
+        elif attr in attrs:
+            del attrs[attr]
 
     def clean(self, body: str, base_url: str) -> CleanBody:
         body, notes = prepare_body(body)
         if not body.strip():
             return CleanBody("", "", None)
-        self._base = base_url
         try:
             document = etree.fromstring("<html><body><div>" + body + "</div></body></html>", _PARSER)
         except (etree.ParserError, etree.XMLSyntaxError, ValueError):
@@ -176,27 +215,34 @@ class Nh3Sanitizer:
         dropped_images: set[str] = set()
         doomed = []
         unwrap = []
-        stack: list[tuple[str, dict]] = []  # open elements below the wrapper, for selectors
-        walker = etree.iterwalk(root, events=("start", "end", "comment", "pi"))
+        drops = self.drop_rule.drops
+        tags = self.tags
+        rewrite = self._rewrite
+        keep_ancestors = self.drop_rule.needs_ancestors
+        ancestors: list[tuple[str, object]] = []  # open elements below the wrapper, for selectors
+        # "end" events only matter for keeping the ancestors
+        walker = etree.iterwalk(root, events=("start", "end", "comment", "pi") if keep_ancestors else ("start", "comment", "pi"))
         for event, element in walker:
-            if event in ("comment", "pi"):
+            if event == "start":
+                if element is root:
+                    continue
+                tag = element.tag
+                name = tag.lower() if isinstance(tag, str) else ""
+                attrs = element.attrib
+                if keep_ancestors:
+                    ancestors.append((name, attrs))
+                if drops(name, attrs, ancestors, base_url):
+                    doomed.append(element)
+                    walker.skip_subtree()  # its "end" event still comes, and pops the ancestors
+                elif name not in tags:
+                    unwrap.append(element)  # ammonia drops the content of some unknown elements
+                elif attrs:
+                    rewrite(attrs, name, base_url)
+            elif event == "end":
+                if element is not root:
+                    ancestors.pop()
+            else:  # a comment or processing instruction
                 doomed.append(element)
-                continue
-            if element is root:
-                continue
-            if event == "end":
-                stack.pop()
-                continue
-            name = element.tag.lower() if isinstance(element.tag, str) else ""
-            stack.append((name, element.attrib))
-            if self._drop(element, name, stack):
-                doomed.append(element)
-                walker.skip_subtree()  # its "end" event still comes, and pops the stack
-                continue
-            if name not in self.tags:
-                unwrap.append(element)  # ammonia drops the content of some unknown elements
-            else:
-                self._rewrite(element, name)
         for element in doomed:
             if isinstance(element.tag, str):
                 for image in element.iter("img"):
@@ -230,16 +276,7 @@ class Nh3Sanitizer:
                 if element.tail and element is not root:
                     text_parts.append(element.tail)
         serialized = etree.tostring(root, method="html", encoding="unicode")
-        out = nh3.clean(
-            serialized,
-            tags=self.tags,
-            clean_content_tags=set(DROP_WITH_CONTENT) - self.tags,
-            attributes=self.attributes,
-            url_schemes=set(ALLOWED_PROTOCOLS),
-            strip_comments=True,
-            link_rel=_LINK_REL,
-            set_tag_attribute_values={"iframe": {"sandbox": _IFRAME_SANDBOX}},
-        )
+        out = self._nh3_clean(serialized)
         return CleanBody(squeeze_blank_lines(xml_safe(out)).strip(), "".join(text_parts), first_image, frozenset(dropped_images), notes)
 
     def _tidy(self, root) -> None:
@@ -251,15 +288,23 @@ class Nh3Sanitizer:
             if event == "start":
                 if name == "pre":
                     pre += 1
-                if not pre and element.text:
-                    element.text = _SPACE_RUN.sub(" ", _BREAKING_SPACE.sub("\n", element.text))
+                if not pre:
+                    text = element.text
+                    if text:
+                        tidied = _tidy_spaces(text)
+                        if tidied != text:
+                            element.text = tidied
                 if name in _EMPTY_DROPPABLE and element is not root:
                     candidates.append(element)
             else:
                 if name == "pre":
                     pre -= 1
-                if not pre and element.tail:
-                    element.tail = _SPACE_RUN.sub(" ", _BREAKING_SPACE.sub("\n", element.tail))
+                if not pre:
+                    tail = element.tail
+                    if tail:
+                        tidied = _tidy_spaces(tail)
+                        if tidied != tail:
+                            element.tail = tidied
         # innermost first, so a parent sees its children already gone
         for element in reversed(candidates):
             if (element.text or "").strip(_SPACES):

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 
+from urllib.parse import urljoin
+
 import html5lib
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from feeds.sanitize import Policy, get_sanitizer
+from feeds.sanitize import Policy, absolutize, get_sanitizer
 
 BASE = "https://example.org/posts/x/"
 ENGINES = ["bleach", "nh3"]
@@ -185,3 +189,31 @@ def test_references_to_characters_xml_forbids_do_not_fail_the_post(clean):
     for forbidden in "\x01\x02\x03\x1b\x1c\ufffe":
         assert forbidden not in result.html and forbidden not in result.text
     assert "a" in result.text and "q" in result.text and "<script" not in result.html
+
+
+URL_STARTS = ["", "http://", "https://", "HTTP://", "//", " https://", "\x01http://"]
+URL_PIECES = ["/", "?", "#", ";", ":", "@", "[", "]", "%20", "a", ".", "..", "=", " ", "\t", "\n", "\x00", "ä", "中", "\u3000", "javascript:"]
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    value=st.tuples(st.sampled_from(URL_STARTS), st.lists(st.sampled_from(URL_PIECES), max_size=8)).map(lambda t: t[0] + "".join(t[1])),
+    base=st.sampled_from(["http://127.0.0.1:8000/posts/x/", "https://example.org/blog/a/b?q#f", "", "http://[::1/", "ftp://host/p"]),
+)
+@example(value="http://a?", base="http://b/")
+@example(value="http://a/p#", base="http://b/")
+@example(value="http://a/p;", base="http://b/")
+@example(value="http://a/p?#f", base="http://b/")
+@example(value="http:///p", base="http://b/")
+@example(value="https://a\tb/", base="https://b/")
+def test_absolutize_is_urljoin(value, base):
+    # absolutize skips urljoin for URLs it would give back unchanged
+    stripped = value.strip()
+    if stripped.startswith("//"):
+        expected = "https:" + stripped
+    else:
+        try:
+            expected = urljoin(base, stripped)
+        except ValueError:
+            expected = stripped
+    assert absolutize(value, base) == expected
