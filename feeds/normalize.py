@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from .model import ERROR, WARNING, Article, Post, Problem
 from .sanitize import CleanBody, host_matches
 from .slug import absolute_url, post_path, slugify, url_quote
-from .text import collapse, plain_text, truncate, xml_safe
+from .text import collapse, collapse_head, plain_text, truncate, xml_safe
 
 # Posts whose date is missing or unreadable sort as the oldest: a fixed,
 # honest value that no rebuild, clone or clock can change.
@@ -522,7 +522,8 @@ def restore_title(title: str, body_text: str) -> str:
 
 def make_article(post: Post, meta: Meta, body: CleanBody, settings: Settings) -> Article:
     title = restore_title(meta.title, body.text)
-    text = collapse(body.text)
+    # truncate() reads no further than summary_chars + 1 characters
+    text = collapse_head(body.text, settings.summary_chars + 1)
     summary_source = meta.description or text or title
     summary = truncate(summary_source, settings.summary_chars)
     # the mirror often sets headimg to the QR-code ad at the end of the body
@@ -547,17 +548,19 @@ def make_article(post: Post, meta: Meta, body: CleanBody, settings: Settings) ->
     return dataclasses.replace(article, digest=article_digest(article))
 
 
-# Every field of an Article, in declaration order (digest and body_file are
-# still "" when the digest is taken).
-_ARTICLE_VALUES = operator.attrgetter(*(f.name for f in dataclasses.fields(Article)))
+# Every field of an Article but the body, in declaration order (digest and
+# body_file are still "" when the digest is taken).
+_FIELDS_BUT_BODY = operator.attrgetter(*(f.name for f in dataclasses.fields(Article) if f.name != "body"))
 
 
 def article_digest(article: Article) -> str:
     """A digest of every field: equal digests, equal renderings.
 
-    The repr of the field values is the same text as that of
-    dataclasses.astuple(article), which deep-copies every value first; the
-    values are immutable (str, datetime, bool, None, tuples of str), so the
-    copy bought nothing and cost a third of make_article.
+    The body is hashed as UTF-8, not through repr() (which escapes a copy
+    of it); the repr of the other fields and the body's length come first,
+    so the hashed text still reads back to one article only.
     """
-    return hashlib.blake2b(repr(_ARTICLE_VALUES(article)).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((len(article.body), _FIELDS_BUT_BODY(article))).encode("utf-8", "surrogatepass"))
+    digest.update(article.body.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()

@@ -28,6 +28,22 @@ def collapse(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
+def collapse_head(text: str, length: int) -> str:
+    """collapse(text)[:length], without collapsing all of a long text.
+
+    Collapsing the start of a text gives the start of collapse(text) (a run
+    of whitespace cut short still becomes one space), so longer and longer
+    starts are tried until one gives enough.
+    """
+    size = 2 * length + 64
+    while size < len(text):
+        head = collapse(text[:size])
+        if len(head) >= length:
+            return head[:length]
+        size *= 4
+    return collapse(text)[:length]
+
+
 def plain_text(value: str) -> str:
     """Tags stripped, entities decoded, whitespace collapsed, XML-safe."""
     text = _TAG.sub(" ", value) if "<" in value else value

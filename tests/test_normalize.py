@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feeds.build import run_pipeline
-from feeds.normalize import parse_date, restore_title
+from feeds.model import Article
+from feeds.normalize import article_digest, parse_date, restore_title
+from feeds.text import collapse, collapse_head
 from zoneinfo import ZoneInfo
 
 from conftest import FIXTURES, make_config
@@ -124,3 +129,39 @@ def test_naive_date_across_dst_uses_site_timezone():
 )
 def test_restore_title(title, body, expected):
     assert restore_title(title, body) == expected
+
+
+def _another(value):
+    """A different value of the same kind, for every kind an Article holds."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, datetime):
+        return value.replace(microsecond=value.microsecond + 1)
+    if isinstance(value, tuple):
+        return value + (("x",) if value and isinstance(value[0], tuple) else "x",)
+    assert value is None, value
+    return "x"
+
+
+def test_article_digest_covers_every_field():
+    when = datetime(2021, 11, 16, 9, 34, 36, tzinfo=timezone.utc)
+    article = Article(
+        id="a", source="a.md", title="T", date=when, updated=when, categories=(("c", "d"),), tags=("t",), author="A",
+        image=None, original_url="https://example.org/", permalink=None, summary="s", body="<p>b</p>", description=None,
+    )
+    seen = {article_digest(article)}
+    for field in dataclasses.fields(Article):
+        if field.name != "digest":
+            changed = dataclasses.replace(article, **{field.name: _another(getattr(article, field.name))})
+            seen.add(article_digest(changed))
+    assert len(seen) == len(dataclasses.fields(Article))  # every field but digest changes it
+    # the body's length keeps body and the other fields apart
+    assert article_digest(dataclasses.replace(article, body="")) != article_digest(dataclasses.replace(article, body="", summary="s<p>b</p>"))
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("ab中 \t\n\r\u3000\xa0\x1c.")), max_size=600), length=st.integers(min_value=1, max_value=80))
+def test_collapse_head_is_the_head_of_collapse(text, length):
+    assert collapse_head(text, length) == collapse(text)[:length]
