@@ -211,8 +211,13 @@ class Nh3Sanitizer:
             return CleanBody(html.escape(body), body, None, frozenset(), notes)
         if "&#" in body and _refers_to_forbidden_character(body):
             _remove_forbidden_characters(root)
+        dropped_images = self._structure(root, base_url)
+        text, first_image = self._tidy(root)
+        out = self._nh3_clean(etree.tostring(root, method="html", encoding="unicode"))
+        return CleanBody(squeeze_blank_lines(xml_safe(out)).strip(), text, first_image, frozenset(dropped_images), notes)
 
-        dropped_images: set[str] = set()
+    def _structure(self, root, base_url: str) -> set[str]:
+        """Remove what goes with its content, unwrap unknown elements, rewrite URLs; → the removed images."""
         doomed = []
         unwrap = []
         drops = self.drop_rule.drops
@@ -243,6 +248,7 @@ class Nh3Sanitizer:
                     ancestors.pop()
             else:  # a comment or processing instruction
                 doomed.append(element)
+        dropped_images: set[str] = set()
         for element in doomed:
             if isinstance(element.tag, str):
                 for image in element.iter("img"):
@@ -253,60 +259,61 @@ class Nh3Sanitizer:
         for element in unwrap:
             if element.getparent() is not None:
                 _unwrap(element)
+        return dropped_images
 
-        self._tidy(root)
-        text_parts: list[str] = []
-        first_image = None
-        for event, element in etree.iterwalk(root, events=("start", "end")):
-            if not isinstance(element.tag, str):
-                continue
-            name = element.tag.lower()
-            if event == "start":
-                if name in _BLOCK_TAGS:
-                    text_parts.append("\n")
-                if name == "img" and first_image is None:
-                    src = element.get("src", "")
-                    if src.startswith(("http://", "https://")):
-                        first_image = src
-                if element.text:
-                    text_parts.append(element.text)
-            else:
-                if name in _BLOCK_TAGS:
-                    text_parts.append("\n")
-                if element.tail and element is not root:
-                    text_parts.append(element.tail)
-        serialized = etree.tostring(root, method="html", encoding="unicode")
-        out = self._nh3_clean(serialized)
-        return CleanBody(squeeze_blank_lines(xml_safe(out)).strip(), "".join(text_parts), first_image, frozenset(dropped_images), notes)
+    def _tidy(self, root) -> tuple[str, str | None]:
+        """Collapse whitespace outside <pre>; drop elements left with nothing visible.
 
-    def _tidy(self, root) -> None:
-        """Collapse whitespace outside <pre>; drop elements left with nothing visible."""
+        → the plain text (block boundaries as newlines) and the first
+        absolute image, read off the tidied tree in the same walk: the
+        parts of an element dropped afterwards are cut out again (its
+        tail, which takes its place, stays where it was).
+        """
         pre = 0
-        candidates = []
+        candidates = []  # [element, index of its first part, index after its last part (its tail not counted)]
+        open_candidates = []
+        parts: list[str] = []
+        first_image = None
         for event, element in etree.iterwalk(root, events=("start", "end")):
             name = element.tag.lower()
             if event == "start":
                 if name == "pre":
                     pre += 1
-                if not pre:
-                    text = element.text
-                    if text:
+                if name in _EMPTY_DROPPABLE and element is not root:
+                    candidate = [element, len(parts), 0]
+                    candidates.append(candidate)
+                    open_candidates.append(candidate)
+                if name in _BLOCK_TAGS:
+                    parts.append("\n")
+                if name == "img" and first_image is None:
+                    src = element.get("src", "")
+                    if src.startswith(("http://", "https://")):
+                        first_image = src
+                text = element.text
+                if text:
+                    if not pre:
                         tidied = _tidy_spaces(text)
                         if tidied != text:
-                            element.text = tidied
-                if name in _EMPTY_DROPPABLE and element is not root:
-                    candidates.append(element)
+                            element.text = text = tidied
+                    parts.append(text)
             else:
                 if name == "pre":
                     pre -= 1
-                if not pre:
-                    tail = element.tail
-                    if tail:
-                        tidied = _tidy_spaces(tail)
-                        if tidied != tail:
-                            element.tail = tidied
+                if name in _BLOCK_TAGS:
+                    parts.append("\n")
+                tail = element.tail
+                if tail and not pre:
+                    tidied = _tidy_spaces(tail)
+                    if tidied != tail:
+                        element.tail = tail = tidied
+                if element is root:
+                    continue  # its tail is serialized, but is no part of the text
+                if name in _EMPTY_DROPPABLE:
+                    open_candidates.pop()[2] = len(parts)
+                if tail:
+                    parts.append(tail)
         # innermost first, so a parent sees its children already gone
-        for element in reversed(candidates):
+        for element, first_part, end_part in reversed(candidates):
             if (element.text or "").strip(_SPACES):
                 continue
             children = list(element)
@@ -315,3 +322,5 @@ class Nh3Sanitizer:
             ):
                 continue
             _remove(element)
+            parts[first_part:end_part] = [""] * (end_part - first_part)
+        return "".join(parts), first_image
