@@ -235,10 +235,11 @@ def limit_depth(body: str, limit: int = MAX_DEPTH) -> tuple[str, int]:
 
     HTML parsers spend time quadratic in nesting depth (html5lib needs
     minutes for 20,000 levels); flattening first keeps every word.
-    Returns (body, deepest level seen).
+    Returns (body, deepest level seen); the level is 0 when the body has
+    too few opening tags to nest deeper than `limit`, and is not measured.
     """
-    if body.count("<") < limit:
-        return body, 0
+    if body.count("<") - body.count("</") <= limit:
+        return body, 0  # not enough opening tags to nest deeper than limit
     depth = deepest = 0
     cuts: list[tuple[int, int]] = []
     for match in _TAG_SCAN.finditer(body):

@@ -46,18 +46,13 @@ _CONTROL_OR_SPACE = re.compile("[\x00-\x20]")
 _MEDIA_TAGS = frozenset({"img", "video", "source", "audio"})
 
 
-# A numeric character reference: the only way a body (already xml_safe) can
-# put a character XML forbids into lxml's tree.
-_NUMERIC_REFERENCE = re.compile(r"&#(?:[xX]([0-9a-fA-F]{1,8})|([0-9]{1,10}))")
-
-
-def _refers_to_forbidden_character(body: str) -> bool:
-    for match in _NUMERIC_REFERENCE.finditer(body):
-        hex_digits, decimal = match.groups()
-        code = int(hex_digits, 16) if hex_digits else int(decimal)
-        if code < 0x110000 and xml_safe(chr(code)) == "":
-            return True
-    return False
+# A numeric character reference to a character XML forbids (those xml_safe
+# removes: C0 controls but TAB, LF and CR; surrogates; U+FFFE and U+FFFF), the
+# only way a body (already xml_safe) can put one into lxml's tree.
+_FORBIDDEN_REFERENCE = re.compile(
+    r"&#(?:[xX]0*(?:[0-8bBcCeEfF]|1[0-9a-fA-F]|[dD][89a-fA-F][0-9a-fA-F]{2}|[fF]{3}[eEfF])(?![0-9a-fA-F])"
+    r"|0*(?:[0-8]|1[124-9]|2[0-9]|3[01]|5529[6-9]|55[3-9][0-9]{2}|56[0-9]{3}|57[0-2][0-9]{2}|573[0-3][0-9]|5734[0-3]|6553[45])(?![0-9]))"
+)
 
 
 def _remove_forbidden_characters(root) -> None:
@@ -209,7 +204,7 @@ class Nh3Sanitizer:
         root = document.find("body/div") if document is not None else None
         if root is None:
             return CleanBody(html.escape(body), body, None, frozenset(), notes)
-        if "&#" in body and _refers_to_forbidden_character(body):
+        if "&#" in body and _FORBIDDEN_REFERENCE.search(body):
             _remove_forbidden_characters(root)
         dropped_images = self._structure(root, base_url)
         text, first_image = self._tidy(root)

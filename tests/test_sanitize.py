@@ -217,3 +217,13 @@ def test_absolutize_is_urljoin(value, base):
         except ValueError:
             expected = stripped
     assert absolutize(value, base) == expected
+
+
+def test_forbidden_reference_pattern_finds_exactly_the_references_xml_safe_would_empty():
+    from feeds.sanitize_nh3 import _FORBIDDEN_REFERENCE
+    from feeds.text import xml_safe
+
+    for code in [*range(0x10000), 0x10000, 0x10FFFF, 0x110000, 0xFFFFFFF]:
+        forbidden = code < 0x110000 and xml_safe(chr(code)) == ""
+        for reference in (f"&#{code};", f"&#00{code}x", f"&#x{code:x};", f"&#X00{code:X}g"):
+            assert bool(_FORBIDDEN_REFERENCE.search(reference)) == forbidden, reference
