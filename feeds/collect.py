@@ -250,29 +250,47 @@ def _repair(fm: str) -> tuple[str, list[int]]:
     return "\n".join(out), repaired
 
 
+def _lines(text: str):
+    """(number from 0, line, where it starts, where the next starts) for each '\n'-separated line, as needed."""
+    number = begin = 0
+    while True:
+        end = text.find("\n", begin)
+        if end < 0:
+            yield number, text[begin:], begin, len(text)
+            return
+        yield number, text[begin:end], begin, end + 1
+        number += 1
+        begin = end + 1
+
+
 def split_post(text: str, where: str) -> tuple[dict | None, str, int, dict[str, int], list[Problem]]:
     """→ (meta, body, body_line, key_lines, problems); meta is None on error."""
     problems: list[Problem] = []
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not text.strip():
+    if not text or text.isspace():
         return None, "", 1, {}, [Problem(where, None, ERROR, "empty file: no front matter and no body")]
-    lines = text.split("\n")
+    # only the lines up to the closing '---' are cut apart; the body is sliced off whole
+    lines = _lines(text)
     # the mirror writes a blank line before the opening '---'
-    start = next(i for i, line in enumerate(lines) if line.strip())
-    if not _FENCE.match(lines[start]):
+    start, line, _, fm_start = next((number, line, begin, after) for number, line, begin, after in lines if line.strip())
+    if not _FENCE.match(line):
         problems.append(Problem(where, start + 1, WARNING, "no front matter ('---' before the first text): title taken from the file name"))
         return {}, text, 1, {}, problems
-    close = next((i for i in range(start + 1, len(lines)) if _FENCE.match(lines[i])), None)
-    if close is None:
+    for close, line, close_start, body_start in lines:
+        if _FENCE.match(line):
+            break
+    else:
         return None, "", 1, {}, [Problem(where, start + 1, ERROR, f"front matter opened with '---' on line {start + 1} is never closed")]
-    fm_lines = lines[start + 1 : close]
-    for offset, line in enumerate(fm_lines):
-        if _CONTROL.search(line):
-            found = sorted({f"U+{ord(ch):04X}" for ch in _CONTROL.findall(line)})
-            problems.append(Problem(where, start + 2 + offset, WARNING, f"control character {', '.join(found)} in the front matter: removed"))
-            fm_lines[offset] = _CONTROL.sub("", line)
-    fm = "\n".join(fm_lines)
-    body = "\n".join(lines[close + 1 :])
+    fm = text[fm_start : close_start - 1]
+    if _CONTROL.search(fm):
+        fm_lines = fm.split("\n")
+        for offset, line in enumerate(fm_lines):
+            if _CONTROL.search(line):
+                found = sorted({f"U+{ord(ch):04X}" for ch in _CONTROL.findall(line)})
+                problems.append(Problem(where, start + 2 + offset, WARNING, f"control character {', '.join(found)} in the front matter: removed"))
+                fm_lines[offset] = _CONTROL.sub("", line)
+        fm = "\n".join(fm_lines)
+    body = text[body_start:]
     body_line = close + 2
     first_line = start + 2
     key_lines, duplicates = _key_lines(fm, first_line)
