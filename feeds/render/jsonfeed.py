@@ -15,7 +15,8 @@ def _dump(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def render_item(article: Article, brief: bool = False) -> str:
+def render_item(article: Article, brief: bool = False, body: str | None = None) -> str:
+    """The item as JSON; a full one needs `body` when the article's is kept in the build cache."""
     item: dict = {
         "id": entry_id(article.id),
         "url": article.permalink,
@@ -26,9 +27,11 @@ def render_item(article: Article, brief: bool = False) -> str:
     if brief:
         item["content_text"] = article.summary or article.title
     else:
-        if article.body_file:
-            raise ValueError(f"{article.source}: body not loaded (use pipeline.with_body)")  # never publish an empty body by mistake
-        item["content_html"] = article.body or "<p></p>"
+        if body is None:
+            if article.body_file:
+                raise ValueError(f"{article.source}: body not loaded (use pipeline.with_body)")  # never publish an empty body by mistake
+            body = article.body
+        item["content_html"] = body or "<p></p>"
     if article.summary:
         item["summary"] = article.summary
     if article.image:
@@ -44,8 +47,10 @@ def render_item(article: Article, brief: bool = False) -> str:
     return _dump(item)
 
 
-def render_items(articles, brief: bool = False) -> list[str]:
-    return [render_item(a, brief) for a in articles]
+def render_items(articles, brief: bool = False, bodies=None) -> list[str]:
+    if bodies is None:
+        return [render_item(a, brief) for a in articles]
+    return [render_item(a, brief, body) for a, body in zip(articles, bodies)]
 
 
 def render_document(meta: FeedMeta, links: DocLinks, items: list[bytes], next_url: str | None, home: str, icon: str | None = None) -> bytes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import resources
 from datetime import datetime
@@ -27,7 +28,7 @@ from .. import __version__
 from ..config import Config
 from ..kinds import CONTENT_TYPES, PAGE_CSP
 from ..model import Article
-from ..pipeline import read_body, with_body
+from ..pipeline import read_body
 from ..normalize import UNDATED
 from ..slug import absolute_url, post_path
 from . import jsonfeed, xmlfeeds
@@ -89,9 +90,43 @@ def archive_pages(entries: tuple[int, ...], items: int) -> tuple[tuple[int, ...]
     return current, pages
 
 
+# What a renderer keeps of the entries it made, per format and kind (brief
+# or full), and of the bodies it read: enough for the documents that list
+# the same posts, planned one after the other (see plan()), to share them,
+# and the same whatever the size of the site.
+FRAGMENT_BUDGET = 16 << 20
+BODY_BUDGET = 4 << 20
+
+
+class _Recent:
+    """Values by key, up to about `budget` bytes (len) in all; the least recently used go first."""
+
+    def __init__(self, budget: int):
+        self.budget = budget
+        self.size = 0
+        self._values: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        value = self._values.get(key)
+        if value is not None:
+            self._values.move_to_end(key)
+        return value
+
+    def put(self, key, value) -> None:
+        old = self._values.pop(key, None)
+        if old is not None:
+            self.size -= len(old)
+        self._values[key] = value
+        self.size += len(value)
+        while self.size > self.budget and len(self._values) > 1:
+            _, dropped = self._values.popitem(last=False)
+            self.size -= len(dropped)
+
+
 class SiteRenderer:
     def __init__(self, config: Config, catalog: Catalog):
-        self._fragments: dict[tuple[str, bool], dict[int, bytes]] = {}
+        self._fragments: dict[tuple[str, bool], _Recent] = {}
+        self._bodies = _Recent(BODY_BUDGET)
         self._feed_links: dict[str, list[dict]] = {}
         self.config = config
         self.catalog = catalog
@@ -161,30 +196,61 @@ class SiteRenderer:
         return max(map(self._updated.__getitem__, indices), default=UNDATED)
 
     def release(self) -> None:
-        """Drop the entry fragments: a live server keeps only the finished files."""
+        """Drop the entry fragments and bodies kept: a live server keeps only the finished files."""
         self._fragments = {}
+        self._bodies = _Recent(BODY_BUDGET)
+
+    def body(self, index: int) -> str:
+        """The article's body; one kept in the build cache is read once while in recent use
+        (its post page and its full entry in each format all need it)."""
+        article = self.catalog.articles[index]
+        if not article.body_file:
+            return article.body
+        body = self._bodies.get(index)
+        if body is None:
+            body = read_body(article)
+            self._bodies.put(index, body)
+        return body
 
     def entries(self, fmt: str, indices, brief: bool = False) -> list[bytes]:
-        """Entry fragments in `fmt`, each rendered once per renderer, on first use.
+        """Entry fragments in `fmt`, made on first use and kept while in recent use.
 
         Kept encoded: a fragment goes into several documents, which are then
         joined as bytes instead of encoding the whole text of every document.
         """
-        cache = self._fragments.setdefault((fmt, brief), {})
-        missing = [i for i in dict.fromkeys(indices) if i not in cache]
-        if missing:
-            articles = [self.catalog.articles[i] for i in missing]
-            if fmt == "json":
-                rendered = jsonfeed.render_items(articles if brief else [with_body(a) for a in articles], brief)
-            elif brief:
-                rendered = xmlfeeds.render_entries(articles, fmt, True)
+        kept = self._fragments.get((fmt, brief))
+        if kept is None:
+            kept = self._fragments[(fmt, brief)] = _Recent(FRAGMENT_BUDGET)
+        found: dict[int, bytes] = {}
+        missing = []
+        for index in dict.fromkeys(indices):
+            fragment = kept.get(index)
+            if fragment is None:
+                missing.append(index)
             else:
-                # feedgen makes the brief entry (kept: archives list it too);
-                # the full one is that plus the body
-                briefs = [b.decode("utf-8") for b in self.entries(fmt, missing, brief=True)]
-                rendered = xmlfeeds.add_bodies(briefs, [with_body(a) for a in articles], fmt)
-            cache.update(zip(missing, [text.encode("utf-8") for text in rendered]))
-        return [cache[i] for i in indices]
+                found[index] = fragment
+        if missing:
+            for index, fragment in zip(missing, self._make_entries(fmt, missing, brief)):
+                found[index] = fragment
+                kept.put(index, fragment)
+        return [found[i] for i in indices]
+
+    def _make_entries(self, fmt: str, indices: list[int], brief: bool) -> list[bytes]:
+        articles = [self.catalog.articles[i] for i in indices]
+        if brief:
+            if fmt == "json":
+                rendered = jsonfeed.render_items(articles, True)
+            else:
+                rendered = xmlfeeds.render_entries(articles, fmt, True)
+        else:
+            bodies = [self.body(i) for i in indices]
+            if fmt == "json":
+                rendered = jsonfeed.render_items(articles, False, bodies)
+            else:
+                # a full entry is the brief one (archives list it too) plus the body
+                briefs = [b.decode("utf-8") for b in self.entries(fmt, indices, brief=True)]
+                rendered = xmlfeeds.add_bodies(briefs, articles, fmt, bodies)
+        return [text.encode("utf-8") for text in rendered]
 
     @cached_property
     def base_key(self) -> str:
@@ -219,41 +285,51 @@ class SiteRenderer:
 
     # ------------------------------------------------------------ feeds
 
-    def plan_feed(self, feed: Feed) -> Iterator[Pending]:
+    def plan_feed(self, feed: Feed) -> Iterator[tuple[int, Pending]]:
+        """The feed's documents, each with its newest entry (-1 if none): every format, every page."""
         meta = self.meta_of(feed)
         current, pages = archive_pages(feed.articles, self.items)
-        hub = self.config.websub.hub
-        html_url = self.url(feed.path)
         last = len(pages)
-        documents = [(None, current)] + [(k, entries) for k, entries in enumerate(pages, 1)]
-        for fmt in self.formats:
-            current_url = self.url(doc_path(feed.path, fmt))
-            for page, entries in documents:
-                history: list[tuple[str, str]] = []
-                if page is None:
-                    if last:
-                        history.append(("prev-archive", self.url(doc_path(feed.path, fmt, last))))
-                else:
-                    history.append(("current", current_url))
-                    if page > 1:
-                        history.append(("prev-archive", self.url(doc_path(feed.path, fmt, page - 1))))
-                    if page < last:
-                        history.append(("next-archive", self.url(doc_path(feed.path, fmt, page + 1))))
-                links = DocLinks(
-                    self_url=self.url(doc_path(feed.path, fmt, page)),
-                    html_url=html_url,
-                    hub=hub,
-                    history=tuple(history),
-                    archive=page is not None,
-                )
+        # a document's links follow from its path and the number of pages
+        # (the site's URL and hub are in base_key): they need not be made here
+        feed_key = make_key(self.base_key, "feed", meta, last)
+        for page, entries in [(None, current), *enumerate(pages, 1)]:
+            entries_key = self.entries_key(entries)
+            newest = entries[0] if entries else -1
+            for fmt in self.formats:
                 path = doc_path(feed.path, fmt, page)
-                key = make_key(self.base_key, "feed", path, meta, links, self.digests(entries))
+                render = functools.partial(self._render_doc, feed, meta, fmt, page, last, entries)
                 # a fragment is rendered once per format (and kind: full or
                 # brief) and reused by every feed that lists the article
                 group = f"{fmt}-{'brief' if page else 'full'}"
-                yield Pending(path, key, functools.partial(self._render_doc, meta, links, fmt, entries, html_url), group, 1.0 + 0.06 * len(entries))
+                yield newest, Pending(path, make_key(feed_key, path, entries_key), render, group, 1.0 + 0.06 * len(entries))
 
-    def _render_doc(self, meta: FeedMeta, links: DocLinks, fmt: str, entries, html_url: str) -> Resource:
+    def entries_key(self, entries) -> str:
+        """A digest of the articles listed (each digest is 32 hex digits: joined, they stay apart)."""
+        return hashlib.blake2b("".join(map(self._digests.__getitem__, entries)).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+    def doc_links(self, feed: Feed, fmt: str, page: int | None, last: int) -> DocLinks:
+        """The links of a feed document: the subscription one (page None) or archive `page` of `last`."""
+        history: list[tuple[str, str]] = []
+        if page is None:
+            if last:
+                history.append(("prev-archive", self.url(doc_path(feed.path, fmt, last))))
+        else:
+            history.append(("current", self.url(doc_path(feed.path, fmt))))
+            if page > 1:
+                history.append(("prev-archive", self.url(doc_path(feed.path, fmt, page - 1))))
+            if page < last:
+                history.append(("next-archive", self.url(doc_path(feed.path, fmt, page + 1))))
+        return DocLinks(
+            self_url=self.url(doc_path(feed.path, fmt, page)),
+            html_url=self.url(feed.path),
+            hub=self.config.websub.hub,
+            history=tuple(history),
+            archive=page is not None,
+        )
+
+    def _render_doc(self, feed: Feed, meta: FeedMeta, fmt: str, page: int | None, last: int, entries) -> Resource:
+        links = self.doc_links(feed, fmt, page, last)
         updated = self.updated_of(entries)
         # Archive pages carry summaries and links, not full bodies: every post
         # is in five or more feeds in three formats, and full text in every
@@ -262,7 +338,7 @@ class SiteRenderer:
         fragments = self.entries(fmt, entries, brief=links.archive)
         if fmt == "json":
             older = dict(links.history).get("prev-archive")
-            body = jsonfeed.render_document(meta, links, fragments, older, html_url)
+            body = jsonfeed.render_document(meta, links, fragments, older, links.html_url)
         else:
             header = xmlfeeds.render_header(meta, links, fmt, updated, self.stylesheet_path)
             body = xmlfeeds.assemble(header, fragments)
@@ -409,7 +485,7 @@ class SiteRenderer:
                 "original_url": article.original_url,
                 "categories": Markup(" · ").join(crumbs),
                 "tags": tags,
-                "body": read_body(article),
+                "body": self.body(index),
             },
         )
         return page + "index.html", html.encode("utf-8")
@@ -447,7 +523,14 @@ class SiteRenderer:
     # ------------------------------------------------------------ all
 
     def plan(self) -> Iterator[Pending]:
-        """Every file of the site, each with its key; nothing is rendered until asked."""
+        """Every file of the site, each with its key; nothing is rendered until asked.
+
+        Feed documents come in the order of their newest entry, newest
+        first, whatever their feed: documents that list the same posts (a
+        post's category, tag, author and site feeds cover it in pages of
+        about the same dates) follow one another, so the few entry fragments
+        and bodies a renderer keeps serve them all, at any size of site.
+        """
         catalog = self.catalog
         newest = self.updated_of(catalog.site.articles)
         tree = tuple((f.path, f.names, len(f.articles)) for f in catalog.feeds)
@@ -460,35 +543,44 @@ class SiteRenderer:
         yield Pending("/opml.xml", make_key(self.base_key, "opml", tree, newest), resource(self.render_opml, CONTENT_TYPES["opml"], newest, "opml"))
         yield Pending("/404.html", make_key(self.base_key, "404"), resource(lambda: self.render_404("…"), CONTENT_TYPES["html"], None, "html"))
         yield Pending("/feed.xsl", make_key(self.base_key, "xsl"), resource(_stylesheet, CONTENT_TYPES["xsl"], None, "xsl"))
+        documents: list[tuple[int, Pending]] = []
         for feed in catalog.feeds:
-            yield from self.plan_feed(feed)
+            documents += self.plan_feed(feed)
             if feed.kind != KIND_SITE:
                 updated = self.updated_of(feed.articles)
                 children = tuple((p, len(catalog.by_path[p].articles)) for p in feed.children)
                 chain = tuple(f.path for f in category_chain(catalog, feed.path)) if feed.kind == KIND_CATEGORY else ()
                 key = make_key(self.base_key, "list", feed.path, feed.names, len(feed.articles), children, chain, self.digests(feed.articles[: self.items]))
                 yield Pending(page_path(feed.path), key, resource(functools.partial(self.render_list_page, feed), CONTENT_TYPES["html"], updated, "html"))
-        chain_keys: dict[str, tuple] = {}  # many posts share a category: work each chain out once
+        documents.sort(key=_newest_entry)  # articles are indexed newest first; the sort is stable
+        for _, document in documents:
+            yield document
+        # what a post page shows besides the post: its category chains, tags and
+        # author links; many posts share them, so each is worked out once
+        surroundings: dict[tuple, str] = {}
+        html_type = CONTENT_TYPES["html"]
         for index, article in enumerate(catalog.articles):
-            chains = []
-            for feed_path in catalog.article_feeds[index]:
-                chain = chain_keys.get(feed_path)
-                if chain is None:
-                    chain = chain_keys[feed_path] = tuple((f.name, f.path) for f in category_chain(catalog, feed_path))
-                chains.append(chain)
-            chains = tuple(chains)
-            tags = tuple(self.tag_feeds[t].path for t in article.tags if t in self.tag_feeds)
-            author = self.author_feeds[article.author].path if article.author in self.author_feeds else ""
-            key = make_key(self.base_key, "post", article.digest, chains, tags, author)
+            seen = (catalog.article_feeds[index], article.tags, article.author)
+            surrounding = surroundings.get(seen)
+            if surrounding is None:
+                chains = tuple(tuple((f.name, f.path) for f in category_chain(catalog, path)) for path in seen[0])
+                tags = tuple(self.tag_feeds[t].path for t in article.tags if t in self.tag_feeds)
+                author = self.author_feeds[article.author].path if article.author in self.author_feeds else ""
+                surrounding = surroundings[seen] = make_key(chains, tags, author)
+            key = make_key(self.base_key, "post", article.digest, surrounding)
             page = post_path(article.id) + "index.html"
-            yield Pending(page, key, resource(functools.partial(self._post_body, index), CONTENT_TYPES["html"], article.updated, "html"))
+            yield Pending(page, key, functools.partial(self._post_resource, index, html_type))
 
-    def _post_body(self, index: int) -> bytes:
-        return self.render_post_page(index)[1]
+    def _post_resource(self, index: int, content_type: str) -> Resource:
+        return Resource(self.render_post_page(index)[1], content_type, self.catalog.articles[index].updated, "html")
 
     def render(self) -> Iterator[tuple[str, Resource]]:
         for pending in self.plan():
             yield pending.path, pending.render()
+
+
+def _newest_entry(document: tuple[int, Pending]) -> int:
+    return document[0]
 
 
 def _stylesheet() -> bytes:

@@ -11,7 +11,7 @@ prefix a fragment uses is declared on the document's root.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from feedgen.feed import FeedGenerator
@@ -122,8 +122,8 @@ def _escaped_text(text: str) -> str:
     return etree.tostring(holder, encoding="UTF-8").decode("utf-8")[3:-4]
 
 
-def add_bodies(briefs: list[str], articles, fmt: str) -> list[str]:
-    """Full entries from brief ones (same articles, bodies loaded), in order.
+def add_bodies(briefs: list[str], articles, fmt: str, bodies=None) -> list[str]:
+    """Full entries from brief ones (same articles, with their `bodies` or bodies loaded), in order.
 
     A full entry is its brief entry plus one text element holding the body,
     at the place feedgen puts it: in Atom `<content>` right before the first
@@ -133,19 +133,22 @@ def add_bodies(briefs: list[str], articles, fmt: str) -> list[str]:
     in archives (brief) and in some feed's newest items (full). An article
     outside those shapes is rendered whole by feedgen instead.
     """
+    if bodies is None:
+        unloaded = next((article for article in articles if article.body_file), None)
+        if unloaded is not None:
+            raise ValueError(f"{unloaded.source}: body not loaded (use pipeline.with_body)")  # never publish an empty body by mistake
+        bodies = [article.body for article in articles]
     out: list[str | None] = []
     whole: list[int] = []
-    for k, (brief, article) in enumerate(zip(briefs, articles)):
-        if article.body_file:
-            raise ValueError(f"{article.source}: body not loaded (use pipeline.with_body)")
+    for k, (brief, article, body) in enumerate(zip(briefs, articles, bodies)):
         if fmt == "atom":
             at = brief.find("<link ")
             if at < 0:
                 whole.append(k)
                 out.append(None)
                 continue
-            out.append(brief[:at] + '<content type="html">' + _escaped_text(article.body or "<p></p>") + "</content>" + brief[at:])
-        elif not article.body:
+            out.append(brief[:at] + '<content type="html">' + _escaped_text(body or "<p></p>") + "</content>" + brief[at:])
+        elif not body:
             out.append(brief)  # feedgen writes no content:encoded for an empty body either
         elif not (article.summary or article.title):
             # an empty description: feedgen would put the body there instead
@@ -153,9 +156,10 @@ def add_bodies(briefs: list[str], articles, fmt: str) -> list[str]:
             out.append(None)
         else:
             at = brief.index("</description>") + len("</description>")
-            out.append(brief[:at] + "<content:encoded>" + _escaped_text(article.body) + "</content:encoded>" + brief[at:])
+            out.append(brief[:at] + "<content:encoded>" + _escaped_text(body) + "</content:encoded>" + brief[at:])
     if whole:
-        for k, fragment in zip(whole, render_entries([articles[k] for k in whole], fmt)):
+        loaded = [replace(articles[k], body=bodies[k], body_file="") for k in whole]
+        for k, fragment in zip(whole, render_entries(loaded, fmt)):
             out[k] = fragment
     return out  # type: ignore[return-value]
 

@@ -1,0 +1,87 @@
+"""SiteRenderer: the keys of planned files, and the entries and bodies it keeps."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import feeds.render.site
+from conftest import REPO, make_config, post_text, write_post
+from feeds.build import run_pipeline
+from feeds.render.site import SiteRenderer
+
+EXAMPLES = REPO / "examples" / "posts"
+
+
+def rendered(config) -> dict[str, tuple[str, bytes]]:
+    """path → (key, bytes) of every file of the site."""
+    renderer = SiteRenderer(config, run_pipeline(config).catalog)
+    return {p.path: (p.key, p.render().body) for p in renderer.plan()}
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("examples")
+    # small pages: most feeds have archives
+    config = make_config(EXAMPLES, tmp, feeds={"items": 3})
+    return config, rendered(config)
+
+
+def test_any_renderer_cache_size_gives_the_same_bytes(examples, monkeypatch):
+    config, expected = examples
+    monkeypatch.setattr(feeds.render.site, "FRAGMENT_BUDGET", 1)  # keeps only the last fragment made
+    monkeypatch.setattr(feeds.render.site, "BODY_BUDGET", 1)
+    assert rendered(config) == expected
+
+
+def assert_equal_keys_mean_equal_bytes(before: dict, after: dict) -> set[str]:
+    """The paths whose bytes changed; a path with an unchanged key must have unchanged bytes."""
+    changed = set()
+    for path in before.keys() & after.keys():
+        (old_key, old_body), (new_key, new_body) = before[path], after[path]
+        if old_key == new_key:
+            assert old_body == new_body, f"{path}: same key, different bytes"
+        if old_body != new_body:
+            changed.add(path)
+    return changed
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["edit a post", "add a post", "delete a post", "websub hub", "site url", "feed items"],
+)
+def test_a_file_keeps_its_key_only_while_its_bytes_stay_the_same(change, tmp_path):
+    source = tmp_path / "posts"
+    shutil.copytree(EXAMPLES, source)
+    settings = {"feeds": {"items": 3}}
+    before = rendered(make_config(source, tmp_path, **settings))
+    post = next(p for p in sorted(source.rglob("*.md")) if "draft" not in p.read_text(encoding="utf-8"))
+    if change == "edit a post":
+        post.write_text(post.read_text(encoding="utf-8").replace("title:", "title: edited", 1), encoding="utf-8")
+    elif change == "add a post":
+        # the newest post: every archive page keeps its entries, and the last
+        # one gains a link to a new page
+        write_post(source, "new/newest.md", post_text(title="newest", date="2030-01-01 10:00:00"))
+    elif change == "delete a post":
+        post.unlink()
+    elif change == "websub hub":
+        settings["websub"] = {"hub": "https://hub.example.com/"}
+    elif change == "site url":
+        settings["site"] = {"title": "Test site", "url": "https://example.org/blog", "timezone": "Asia/Shanghai"}
+    elif change == "feed items":
+        settings["feeds"] = {"items": 4}
+    after = rendered(make_config(source, tmp_path, **settings))
+    changed = assert_equal_keys_mean_equal_bytes(before, after)
+    assert changed, "the change changed nothing: not a test of the keys"
+    assert len(changed) < len(before) or change in ("site url", "feed items"), "every file changed: not a test of the keys"
+
+
+def test_feed_documents_are_planned_newest_entry_first(examples):
+    config, _ = examples
+    renderer = SiteRenderer(config, run_pipeline(config).catalog)
+    planned = [p for p in renderer.plan() if p.group]
+    assert len({p.path for p in planned}) == len(planned)
+    # in one feed, the subscription document (newest entries) before its archives
+    site_atom = [p.path for p in planned if p.path.startswith("/atom")]
+    assert site_atom[0] == "/atom.xml" and site_atom[-1] == "/atom-1.xml"
