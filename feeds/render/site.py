@@ -115,11 +115,12 @@ def archive_pages(entries: tuple[int, ...], items: int) -> tuple[tuple[int, ...]
     return current, pages
 
 
-# What a renderer keeps of the entries it made, per format and kind (brief
-# or full), and of the bodies it read: enough for the documents that list
+# What a renderer keeps of the entries it made (all formats and kinds
+# together) and of the bodies it read: enough for the documents that list
 # the same posts, planned one after the other (see plan()), to share them,
-# and the same whatever the size of the site.
-FRAGMENT_BUDGET = 16 << 20
+# and the same whatever the size of the site. A renderer that goes on to
+# other documents (a worker given another group) lets the old ones go.
+FRAGMENT_BUDGET = 32 << 20
 BODY_BUDGET = 4 << 20
 
 
@@ -150,7 +151,7 @@ class _Recent:
 
 class SiteRenderer:
     def __init__(self, config: Config, catalog: Catalog):
-        self._fragments: dict[tuple[str, bool], _Recent] = {}
+        self._fragments = _Recent(FRAGMENT_BUDGET)  # (format, brief?, article) → entry
         self._bodies = _Recent(BODY_BUDGET)
         self._feed_links: dict[str, list[dict]] = {}
         self.config = config
@@ -222,7 +223,7 @@ class SiteRenderer:
 
     def release(self) -> None:
         """Drop the entry fragments and bodies kept: a live server keeps only the finished files."""
-        self._fragments = {}
+        self._fragments = _Recent(FRAGMENT_BUDGET)
         self._bodies = _Recent(BODY_BUDGET)
 
     def body(self, index: int) -> str:
@@ -243,13 +244,11 @@ class SiteRenderer:
         Kept encoded: a fragment goes into several documents, which are then
         joined as bytes instead of encoding the whole text of every document.
         """
-        kept = self._fragments.get((fmt, brief))
-        if kept is None:
-            kept = self._fragments[(fmt, brief)] = _Recent(FRAGMENT_BUDGET)
+        kept = self._fragments
         found: dict[int, bytes] = {}
         missing = []
         for index in dict.fromkeys(indices):
-            fragment = kept.get(index)
+            fragment = kept.get((fmt, brief, index))
             if fragment is None:
                 missing.append(index)
             else:
@@ -257,7 +256,7 @@ class SiteRenderer:
         if missing:
             for index, fragment in zip(missing, self._make_entries(fmt, missing, brief)):
                 found[index] = fragment
-                kept.put(index, fragment)
+                kept.put((fmt, brief, index), fragment)
         return [found[i] for i in indices]
 
     def _make_entries(self, fmt: str, indices: list[int], brief: bool) -> list[bytes]:
