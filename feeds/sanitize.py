@@ -268,7 +268,14 @@ def limit_depth(body: str, limit: int = MAX_DEPTH) -> tuple[str, int]:
 
 def host_matches(host: str, allowed: tuple[str, ...]) -> bool:
     host = host.lower().rstrip(".")
-    return any(host == h or host.endswith("." + h) for h in (a.lower().lstrip(".") for a in allowed))
+    return any(host == h or host.endswith(dot_h) for h, dot_h in _host_patterns(allowed))
+
+
+@lru_cache(maxsize=16)
+def _host_patterns(allowed: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(host, "." + host) for each allowed host, lowercased and without a leading dot."""
+    hosts = [a.lower().lstrip(".") for a in allowed]
+    return tuple((h, "." + h) for h in hosts)
 
 
 def iframe_allowed(src: str, base_url: str, hosts: tuple[str, ...]) -> bool:
