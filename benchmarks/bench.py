@@ -1076,7 +1076,9 @@ def serve_bench(root: Path, cfg: Path, tree: Path, results: dict) -> None:
         kill_tree(proc)
         serve["serve_stderr_tail"] = (log / "serve.err").read_text(errors="replace")[-1500:]
 
-    # (c) nginx from the built tree
+    # (c) nginx from the built tree, as published now: the new-post step
+    # above made two more builds, and the folder `tree` named was reused
+    tree = (root / "public").resolve()
     ntmp = Path(tempfile.mkdtemp(prefix="bench-nginx-"))
     os.chmod(ntmp, 0o755)
     nport = free_port()

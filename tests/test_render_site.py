@@ -85,3 +85,23 @@ def test_feed_documents_are_planned_newest_entry_first(examples):
     # in one feed, the subscription document (newest entries) before its archives
     site_atom = [p.path for p in planned if p.path.startswith("/atom")]
     assert site_atom[0] == "/atom.xml" and site_atom[-1] == "/atom-1.xml"
+
+
+def test_a_new_post_rekeys_only_the_archive_pages_whose_links_change(tmp_path):
+    # 30 posts with 3 items a page: 27 archived in 9 full pages. A new newest
+    # post pushes one entry into a new page 10, so page 9 gains a link to it;
+    # pages 1-8 keep their entries and links, so their keys must stay: a live
+    # server re-renders whatever is re-keyed, and a large feed has hundreds
+    # of pages.
+    source = tmp_path / "posts"
+    for day in range(1, 31):
+        write_post(source, f"one/p{day:02d}.md", post_text(title=f"post {day}", date=f"2024-01-{day:02d} 10:00:00", categories=["One"]))
+    before = rendered(make_config(source, tmp_path, feeds={"items": 3}))
+    write_post(source, "one/p31.md", post_text(title="post 31", date="2024-02-01 10:00:00", categories=["One"]))
+    after = rendered(make_config(source, tmp_path, feeds={"items": 3}))
+    changed = assert_equal_keys_mean_equal_bytes(before, after)
+    rekeyed = {path for path in before.keys() & after.keys() if before[path][0] != after[path][0]}
+    site_pages = {path for path in rekeyed if path.startswith(("/atom-", "/rss-", "/feed-"))}
+    assert "/atom-10.xml" in after and "/atom-10.xml" not in before
+    assert site_pages == {"/atom-9.xml", "/rss-9.xml", "/feed-9.json"}, sorted(site_pages)
+    assert {"/atom-9.xml", "/rss-9.xml"} <= changed  # (JSON Feed links only to older pages: its page 9 is re-made the same)

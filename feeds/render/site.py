@@ -314,19 +314,23 @@ class SiteRenderer:
         meta = self.meta_of(feed)
         current, pages = archive_pages(feed.articles, self.items)
         last = len(pages)
-        # a document's links follow from its path and the number of pages
-        # (the site's URL and hub are in base_key): they need not be made here
-        feed_key = make_key(self.base_key, "feed", meta, last)
+        # a document's links follow from its path and what doc_links reads of
+        # the page count: the subscription document links to the last page, an
+        # archive page to the next one unless it is the last (the site's URL
+        # and hub are in base_key). So a new page re-keys only the documents
+        # whose links change, not every page of a large feed.
+        feed_key = make_key(self.base_key, "feed", meta)
         for page, entries in [(None, current), *enumerate(pages, 1)]:
             entries_key = self.entries_key(entries)
             newest = entries[0] if entries else -1
+            links_key = last if page is None else page < last
             for fmt in self.formats:
                 path = doc_path(feed.path, fmt, page)
                 render = functools.partial(self._render_doc, feed, meta, fmt, page, last, entries)
                 # a fragment is rendered once per format (and kind: full or
                 # brief) and reused by every feed that lists the article
                 group = f"{fmt}-{'brief' if page else 'full'}"
-                yield newest, Pending(path, make_key(feed_key, path, entries_key), render, group, 1.0 + 0.06 * len(entries))
+                yield newest, Pending(path, make_key(feed_key, path, links_key, entries_key), render, group, 1.0 + 0.06 * len(entries))
 
     def entries_key(self, entries) -> str:
         """A digest of the articles listed (each digest is 32 hex digits: joined, they stay apart)."""
