@@ -225,7 +225,19 @@ def _yaml_problem(exc: yaml.YAMLError, first_line: int) -> tuple[int | None, str
 
 
 def load_yaml(text: str):
-    return _HANDLER.load(text, Loader=FrontMatterLoader)
+    """The front matter's value; any failure to read it is a yaml.YAMLError.
+
+    PyYAML raises ValueError or KeyError, not YAMLError, for a value its
+    explicit tag cannot hold (`!!int x`, `!!bool maybe`, `!!timestamp
+    2021-13-45`), and nesting a few hundred levels deep exhausts the stack:
+    both would otherwise escape as a traceback and stop the whole build.
+    """
+    try:
+        return _HANDLER.load(text, Loader=FrontMatterLoader)
+    except RecursionError:
+        raise yaml.YAMLError("front matter nests too deeply") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise yaml.YAMLError(f"a value does not fit its tag ({exc})") from None
 
 
 def _repair(fm: str) -> tuple[str, list[int]]:
