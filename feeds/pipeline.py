@@ -144,7 +144,7 @@ def process_file(path: str, rel: str, display: str, job: Job, body_dir: str | No
     key = Cache.key(raw, rel)
     try:
         outcome = process_source(raw, Path(path), rel, display, job)
-    except Exception as exc:  # noqa: BLE001 - one post the code cannot handle must not stop the build
+    except Exception as exc:  # one post the code cannot handle must not stop the build
         # reported with the file's name, and not cached: the next build tries again
         return None, Outcome(None, (Problem(display, None, ERROR, f"cannot process post ({type(exc).__name__}: {exc}); this is a bug in feeds, please report it"),))
     return key, (store_body(body_dir, key, outcome) if body_dir else outcome)
