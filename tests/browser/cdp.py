@@ -258,13 +258,17 @@ class XssProbe:
             events, self._events = self._events, []
         return events
 
-    def _navigate(self, url: str, timeout: float) -> None:
-        self._load.clear()
-        result = self.browser.send("Page.navigate", {"url": url}, session=self.session)
-        if result.get("errorText"):
-            raise CDPError(f"navigating to {url}: {result['errorText']}")
-        if not self._load.wait(timeout):
-            raise CDPError(f"{url}: no load event within {timeout}s")
+    def _navigate(self, url: str, timeout: float, attempts: int = 2) -> None:
+        # a busy machine can starve the browser past the timeout once; a page
+        # that never loads fails every attempt
+        for attempt in range(1, attempts + 1):
+            self._load.clear()
+            result = self.browser.send("Page.navigate", {"url": url}, session=self.session)
+            if result.get("errorText"):
+                raise CDPError(f"navigating to {url}: {result['errorText']}")
+            if self._load.wait(timeout):
+                return
+        raise CDPError(f"{url}: no load event within {timeout}s, {attempts} times")
 
     def _settle(self, quiet: float = 0.04, limit: float = 1.5) -> None:
         """Wait until no request has been in flight for `quiet` seconds."""
