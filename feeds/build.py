@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Iterator
 
 from .catalog import Catalog, build_catalog
 from .config import Config
+from .gcpause import cyclic_gc_paused
 from .model import ERROR, Problem
 from .pipeline import Cache, LoadResult, load_articles, open_making_folders
 from .render.site import Pending, Resource, SiteRenderer
@@ -57,8 +58,9 @@ class SiteState:
 
 def run_pipeline(config: Config, *, use_cache: bool = True, progress: Callable[[int, int], None] | None = None, cache: Cache | None = None, scan=None) -> SiteState:
     """`scan`: a scan_sources() result to reuse instead of walking the source folder again."""
-    load = load_articles(config, use_cache=use_cache, progress=progress, cache=cache, scan=scan)
-    catalog = build_catalog(load.articles, config.categories.slug_map)
+    with cyclic_gc_paused():
+        load = load_articles(config, use_cache=use_cache, progress=progress, cache=cache, scan=scan)
+        catalog = build_catalog(load.articles, config.categories.slug_map)
     problems = list(load.problems) + [
         Problem(str(config.path or "config.toml"), p.line, p.severity, p.message) for p in catalog.problems
     ]
@@ -113,7 +115,7 @@ def _load_manifest(build: Path) -> dict[str, list]:
     The "" entry holds the build options.
     """
     try:
-        with open(_manifest_file(build), encoding="utf-8") as handle:
+        with open(_manifest_file(build), encoding="utf-8") as handle, cyclic_gc_paused():
             data = json.load(handle)
     except (OSError, ValueError):
         return {}

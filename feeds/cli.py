@@ -8,6 +8,7 @@ config or arguments.
 from __future__ import annotations
 
 import os
+import gc
 import sys
 import time
 from dataclasses import replace
@@ -119,6 +120,10 @@ def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
         state = run_pipeline(config, use_cache=not no_cache, progress=progress, scan=scan)
     finally:
         progress.close()
+    # this command ends when the tree is written: what is loaded now lives
+    # until then, and the collector need not walk it again (a third of a
+    # one-post rebuild at 10,000 posts)
+    gc.freeze()
     errors, warnings = _report(state.problems)
     try:
         report = write_tree(config.output.dir, plan_site(config, state), gzip_siblings=use_gzip)
@@ -161,6 +166,10 @@ def check(config_path, strict) -> None:
         state = run_pipeline(config, use_cache=False, progress=progress)
     finally:
         progress.close()
+    # this command ends when the tree is written: what is loaded now lives
+    # until then, and the collector need not walk it again (a third of a
+    # one-post rebuild at 10,000 posts)
+    gc.freeze()
     errors, warnings = _report(state.problems)
     click.echo(f"{state.load.files} posts checked: {len(state.catalog.articles)} publishable, {errors} errors, {warnings} warnings")
     if errors or (strict and warnings):

@@ -66,8 +66,11 @@ class Article:
     undated: bool = False  # no readable date: `date` is the fixed fallback
     digest: str = ""  # of every field above: equal digests, equal renderings
     # where the body is kept when a build cache is in use (then `body` is
-    # empty): a large site's bodies stay on disk until a page or feed needs one
+    # empty): a large site's bodies stay on disk until a page or feed needs
+    # one, `body_size` bytes at offset `body_at` of the pack file `body_file`
     body_file: str = ""
+    body_at: int = -1
+    body_size: int = -1
 
 
     @property

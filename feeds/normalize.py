@@ -548,8 +548,8 @@ def make_article(post: Post, meta: Meta, body: CleanBody, settings: Settings) ->
     return dataclasses.replace(article, digest=article_digest(article))
 
 
-# Every field of an Article but the body, in declaration order (digest and
-# body_file are still "" when the digest is taken).
+# Every field of an Article but the body, in declaration order (the digest
+# and where the body is stored are not set yet when the digest is taken).
 _FIELDS_BUT_BODY = operator.attrgetter(*(f.name for f in dataclasses.fields(Article) if f.name != "body"))
 
 

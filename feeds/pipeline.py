@@ -14,8 +14,10 @@ import errno
 import hashlib
 import os
 import pickle
+import secrets
 import shutil
 import time
+from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -26,6 +28,7 @@ from typing import Callable, NamedTuple
 from . import __version__
 from .collect import scan_sources, parse_post_bytes, MAX_FILE_BYTES
 from .config import Config
+from .gcpause import cyclic_gc_paused
 from .model import ERROR, Article, Problem, WARNING
 from .normalize import Settings, make_article, normalize_meta
 from .sanitize import Policy, get_sanitizer
@@ -48,7 +51,7 @@ class Outcome:
     article: Article | None
     problems: tuple[Problem, ...]
     skipped_draft: bool = False
-    body_bytes: int = -1  # size of the stored body file, when the body was stored away
+    body_bytes: int = -1  # size of the stored body (with its checksum), when the body was stored away
 
 
 @dataclass
@@ -159,53 +162,104 @@ def open_making_folders(path: str, mode: str):
         return open(path, mode)
 
 
-def body_path(body_dir: str, key: str) -> str:
-    name = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
-    return f"{body_dir}/{name[:2]}/{name}"
+# Stored bodies live in pack files: each process appends the bodies it
+# makes to a pack of its own, so a cold build creates a handful of files
+# instead of one per post (on a slow disk, creating a file costs as much as
+# rendering a page), and a rebuild checks a handful of sizes.
+_WRITING: dict[str, tuple[int, str, int]] = {}  # body folder → (pid, path, descriptor) of this process's pack
+_READING: "OrderedDict[str, int]" = OrderedDict()  # pack path → open descriptor, most recent last
+READERS_KEPT = 64
+PACK_PREFIX = "pack-"
+
+
+def _pack_for(body_dir: str) -> tuple[str, int]:
+    pid = os.getpid()
+    held = _WRITING.get(body_dir)
+    if held is not None and held[0] == pid and os.fstat(held[2]).st_nlink == 0:
+        _stop_writing(body_dir)  # removed under us (found damaged, or the cache was cleared)
+        held = None
+    if held is None or held[0] != pid:  # none yet, or inherited by a forked worker
+        os.makedirs(body_dir, exist_ok=True)
+        path = f"{body_dir}/{PACK_PREFIX}{pid}-{secrets.token_hex(6)}"
+        held = _WRITING[body_dir] = (pid, path, os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+    return held[1], held[2]
+
+
+def _stop_writing(body_dir: str) -> None:
+    held = _WRITING.pop(body_dir, None)
+    if held is not None and held[0] == os.getpid():
+        os.close(held[2])
+
+
+def append_body(body_dir: str, data: bytes) -> tuple[str, int, int]:
+    """Append one body (with its checksum) to this process's pack: (pack, offset, size)."""
+    blob = hashlib.blake2b(data, digest_size=16).digest() + data
+    path, fd = _pack_for(body_dir)
+    try:
+        # O_APPEND: each write lands at the end of the file as it is then,
+        # and the descriptor's offset is that end afterwards
+        view = memoryview(blob)
+        while view:
+            view = view[os.write(fd, view) :]
+        end = os.lseek(fd, 0, os.SEEK_CUR)
+    except OSError:
+        _stop_writing(body_dir)  # a torn tail is never referenced; the next body starts a new pack
+        raise
+    return path, end - len(blob), len(blob)
 
 
 def store_body(body_dir: str, key: str, outcome: Outcome) -> Outcome:
-    """Put the sanitized body in its own file beside the cache; the Outcome keeps none.
+    """Put the sanitized body in this process's pack beside the cache; the Outcome keeps none.
 
-    The file is named by the post's content key, so it never changes once
-    written: concurrent builds may both write it, and readers never see a
-    half-written one (temporary name, then rename).
+    Packs are only ever appended to, so a reader never sees a body change;
+    a body is referenced only once it is wholly written.
     """
     article = outcome.article
     if article is None:
         return outcome
-    data = article.body.encode("utf-8", "surrogatepass")
-    blob = hashlib.blake2b(data, digest_size=16).digest() + data
-    path = body_path(body_dir, key)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open_making_folders(tmp, "wb") as handle:
-        handle.write(blob)
-    os.replace(tmp, path)
-    return Outcome(dataclasses.replace(article, body="", body_file=path), outcome.problems, outcome.skipped_draft, len(blob))
+    path, at, size = append_body(body_dir, article.body.encode("utf-8", "surrogatepass"))
+    return Outcome(dataclasses.replace(article, body="", body_file=path, body_at=at, body_size=size), outcome.problems, outcome.skipped_draft, size)
+
+
+def _reader(path: str) -> int:
+    fd = _READING.get(path)
+    if fd is not None:
+        _READING.move_to_end(path)
+        return fd
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    _READING[path] = fd
+    while len(_READING) > READERS_KEPT:
+        os.close(_READING.popitem(last=False)[1])
+    return fd
 
 
 def read_body(article: Article) -> str:
-    """The article's sanitized body, from memory or from its file (checked)."""
+    """The article's sanitized body, from memory or from its pack (checked)."""
     if not article.body_file:
         return article.body
-    with open(article.body_file, "rb") as handle:
-        blob = handle.read()
+    blob = os.pread(_reader(article.body_file), article.body_size, article.body_at)
     data = blob[16:]
-    if hashlib.blake2b(data, digest_size=16).digest() != blob[:16]:
-        # removed, so that the next build finds it missing and makes it again
-        os.unlink(article.body_file)
+    if len(blob) != article.body_size or hashlib.blake2b(data, digest_size=16).digest() != blob[:16]:
+        # removed, so that the next build finds its bodies missing and makes them again
+        fd = _READING.pop(article.body_file, None)
+        if fd is not None:
+            os.close(fd)
+        try:
+            os.unlink(article.body_file)
+        except FileNotFoundError:
+            pass
         raise OSError(errno.EIO, "damaged body in the build cache (removed; build again to remake it)", article.body_file)
     return data.decode("utf-8", "surrogatepass")
 
 
 def with_body(article: Article) -> Article:
-    return dataclasses.replace(article, body=read_body(article), body_file="") if article.body_file else article
+    return dataclasses.replace(article, body=read_body(article), body_file="", body_at=-1, body_size=-1) if article.body_file else article
 
 
 # The modules that decide what a post becomes (an Outcome). The cache is
 # keyed by their source, so a release that changes only rendering or serving
 # keeps every sanitized post; tests check this list against their imports.
-PROCESS_MODULES = ("pipeline.py", "config.py", "collect.py", "normalize.py", "sanitize.py", "sanitize_nh3.py", "text.py", "model.py", "slug.py")
+PROCESS_MODULES = ("pipeline.py", "config.py", "collect.py", "normalize.py", "sanitize.py", "sanitize_nh3.py", "text.py", "model.py", "slug.py", "gcpause.py")
 PROCESS_LIBRARIES = ("bleach", "nh3", "PyYAML", "python-frontmatter", "lxml")
 
 
@@ -268,7 +322,8 @@ class Cache:
         self._journal_bytes = 0
         self._base_bytes = 0
         if directory is not None:
-            self._load()
+            with cyclic_gc_paused():
+                self._load()
         self._saved_keys = set(self.entries)
         self._saved_stats = dict(self.stats)
 
@@ -281,23 +336,34 @@ class Cache:
         # absolute: stored bodies are found wherever the build runs from
         return None if self.directory is None else os.path.abspath(self.directory / f"bodies-{self.fingerprint}")
 
-    def has_body(self, key: str, outcome: Outcome) -> bool:
-        """The stored body of a cached Outcome is there and whole (size checked)."""
-        if outcome.article is None or outcome.body_bytes < 0:
+    def has_body(self, outcome: Outcome, pack_sizes: dict[str, int]) -> bool:
+        """The stored body of a cached Outcome is there (its pack holds its bytes).
+
+        `pack_sizes` memoizes the packs' sizes for one build: a handful of
+        stats however many posts there are. The content is checked when read.
+        """
+        article = outcome.article
+        if article is None or outcome.body_bytes < 0:
             return True  # no article, or its body is in the Outcome itself
         if self.body_dir is None:
             return False
-        try:
-            return os.stat(self.body_file_of(key, outcome.article)).st_size == outcome.body_bytes
-        except OSError:
-            return False
+        pack = self.body_file_of(article)
+        size = pack_sizes.get(pack)
+        if size is None:
+            try:
+                size = os.stat(pack).st_size
+            except OSError:
+                size = -1
+            pack_sizes[pack] = size
+        return 0 <= article.body_at and article.body_at + article.body_size <= size
 
-    def body_file_of(self, key: str, article: Article) -> str:
-        """Where the body of the article cached under `key` is stored now."""
+    def body_file_of(self, article: Article) -> str:
+        """Where the pack holding a cached article's body is now."""
         assert self.body_dir is not None
         if article.body_file.startswith(self.body_dir + "/"):
-            return article.body_file  # as stored (named by the key under this folder)
-        return body_path(self.body_dir, key)  # the cache folder was moved, or the build runs from elsewhere
+            return article.body_file
+        # the cache folder was moved, or the build runs from elsewhere
+        return self.body_dir + "/" + os.path.basename(article.body_file)
 
     @property
     def journal(self) -> Path | None:
@@ -365,7 +431,9 @@ class Cache:
         """Write what changed, keeping only the entries still in use."""
         if self.directory is None:
             return None
+        released: set[str] = set()  # packs of the entries dropped now
         if len(self.entries) != len(live_keys) or not live_keys.issuperset(self.entries):
+            released = {self._pack_of(v) for k, v in self.entries.items() if k not in live_keys} - {""}
             self.entries = {k: v for k, v in self.entries.items() if k in live_keys}
         entries, saved = self.entries, self._saved_keys
         put = {k: entries[k] for k in entries.keys() - saved}
@@ -375,16 +443,15 @@ class Cache:
         stats_drop = list(saved_stats.keys() - stats.keys())
         if not (put or drop or stats_put or stats_drop):
             return None
-        if drop and self.body_dir is not None:
-            for key in drop:
-                try:
-                    os.unlink(body_path(self.body_dir, key))
-                except OSError:
-                    pass  # never written (a draft, an error) or already gone
         file, journal = self.file, self.journal
         assert file is not None and journal is not None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
+            if self._tidy_packs(released):
+                self._write_base()  # entries now name other packs
+                self._saved_keys = set(entries)
+                self._saved_stats = dict(stats)
+                return None
             frame = pickle.dumps({"fingerprint": self.fingerprint, "put": put, "drop": drop, "stats": stats_put, "stats_drop": stats_drop}, protocol=pickle.HIGHEST_PROTOCOL)
             if file.exists() and self._journal_bytes + len(frame) < max(self._base_bytes // 4, 1 << 20):
                 with open(journal, "ab") as handle:
@@ -397,6 +464,69 @@ class Cache:
         self._saved_keys = set(entries)
         self._saved_stats = dict(stats)
         return None
+
+    def _pack_of(self, outcome: Outcome) -> str:
+        article = outcome.article
+        if article is None or not article.body_file or outcome.body_bytes < 0:
+            return ""
+        return self.body_file_of(article)
+
+    def _tidy_packs(self, released: set[str]) -> bool:
+        """Remove packs nothing uses; copy the live bodies out of mostly-dead or
+        small packs into one new pack. True when entries were changed.
+
+        A pack in use until now (`released`) goes at once; any other pack not
+        in use is left alone for PACK_GRACE_SECONDS: it may belong to a build
+        of the same cache still running in another process.
+        """
+        body_dir = self.body_dir
+        if body_dir is None:
+            return False
+        try:
+            names = [name for name in os.listdir(body_dir) if name.startswith(PACK_PREFIX)]
+        except FileNotFoundError:
+            return False
+        live: dict[str, int] = {}
+        for outcome in self.entries.values():
+            pack = self._pack_of(outcome)
+            if pack:
+                live[pack] = live.get(pack, 0) + outcome.body_bytes
+        sizes: dict[str, int] = {}
+        now = time.time()
+        for name in names:
+            path = body_dir + "/" + name
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            if path in live:
+                sizes[path] = st.st_size
+            elif path in released or now - st.st_mtime > PACK_GRACE_SECONDS:
+                os.unlink(path)
+        small = [p for p, size in sizes.items() if size < SMALL_PACK_BYTES]
+        sparse = [p for p, size in sizes.items() if live[p] * 2 < size]
+        dead = sum(sizes.values()) - sum(live[p] for p in sizes)
+        if len(small) <= MAX_SMALL_PACKS and not (sparse and dead > max(sum(live.values()), SMALL_PACK_BYTES)):
+            return False
+        chosen = set(small) | set(sparse)
+        _stop_writing(body_dir)  # this process's pack may be one of them
+        moved: dict[str, Outcome] = {}
+        for key, outcome in self.entries.items():
+            pack = self._pack_of(outcome)
+            if pack not in chosen:
+                continue
+            article = outcome.article
+            data = read_body(dataclasses.replace(article, body_file=pack)).encode("utf-8", "surrogatepass")
+            path, at, size = append_body(body_dir, data)
+            moved[key] = Outcome(dataclasses.replace(article, body_file=path, body_at=at, body_size=size), outcome.problems, outcome.skipped_draft, size)
+        _stop_writing(body_dir)
+        self.entries.update(moved)
+        for path in chosen:
+            fd = _READING.pop(path, None)
+            if fd is not None:
+                os.close(fd)
+            os.unlink(path)
+        return True
 
     def _write_base(self) -> None:
         file, journal = self.file, self.journal
@@ -414,6 +544,14 @@ class Cache:
         journal.unlink(missing_ok=True)
         os.replace(tmp, file)
         self._journal_bytes = 0
+
+
+# Packs: one nothing uses is removed once this old (it may be a running
+# build's); past this many small ones, or when more than half of all bytes
+# are dead, the live bodies are copied into a new pack.
+PACK_GRACE_SECONDS = 3600
+SMALL_PACK_BYTES = 1 << 20
+MAX_SMALL_PACKS = 16
 
 
 # A stat entry is trusted only for files last changed this long before the
@@ -501,12 +639,13 @@ def load_articles(
     keys: dict[int, str] = {}
     fresh: dict[str, tuple] = {}  # the stat records this build vouches for
     todo: list[int] = []
+    pack_sizes: dict[str, int] = {}
     for index, source in enumerate(sources):
         if source.signature is None:
             continue
         hit = cache.get(source.key) if source.key is not None else None
-        if hit is not None and not cache.has_body(source.key, hit):
-            hit = None  # its body file is missing or damaged: made again
+        if hit is not None and not cache.has_body(hit, pack_sizes):
+            hit = None  # its body is missing from its pack: made again
         if hit is None:
             todo.append(index)
             continue
@@ -582,7 +721,7 @@ def load_articles(
         if article.date > future:
             problems.append(future_warning(article, display))
         if body_dir and outcome.body_bytes >= 0:
-            where = cache.body_file_of(keys[index], article)
+            where = cache.body_file_of(article)
             if article.body_file != where:
                 article = dataclasses.replace(article, body_file=where)
         articles.append(article)

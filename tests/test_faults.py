@@ -260,29 +260,57 @@ def test_small_change_appends_to_the_cache_journal_and_a_torn_journal_is_recover
     assert {p: r.body for p, r in render_resources(config, again)} == {p: r.body for p, r in cold.items()}
 
 
+def test_stored_bodies_stay_few_files_and_little_dead_weight_over_many_edits(tmp_path):
+    from feeds import pipeline
+
+    source = tmp_path / "posts"
+    many_posts(source, 24)
+    config = make_config(source, tmp_path, build={"workers": 1})
+    run_pipeline(config)
+    body_dir = next((tmp_path / "cache").glob("bodies-*"))
+    for edit in range(40):
+        # each `feeds build` is a new process with a pack of its own: more
+        # small packs than are kept apart, and old ones left all dead
+        pipeline._stop_writing(str(body_dir))
+        write_post(source, f"图片/{edit % 24:04d}.md", post_text(title=f"edit {edit}", categories=("图片",), date="2021-05-01 10:00:00", body=f"<p>第 {edit} 次修改。" + "字" * 3000 + "</p>"))
+        state = run_pipeline(config)
+        assert state.load.processed == 1
+        packs = list(body_dir.glob("pack-*"))
+        assert len(packs) <= pipeline.MAX_SMALL_PACKS + 1, f"edit {edit}: {len(packs)} packs"
+    live = sum(len(a.body.encode()) for a in build_in_memory(config)[0].load.articles)
+    stored = sum(p.stat().st_size for p in body_dir.glob("pack-*"))
+    assert stored < 3 * live + (1 << 16), (stored, live)
+    _, cold = build_in_memory(config)
+    assert {p: r.body for p, r in render_resources(config, state)} == {p: r.body for p, r in cold.items()}
+
+
 @pytest.mark.parametrize("damage", ["delete", "truncate", "flip"])
 def test_damaged_stored_body_is_remade_never_published(tmp_path, damage):
     source = tmp_path / "posts"
     many_posts(source, 8)
     config = make_config(source, tmp_path, build={"workers": 1})
     run_pipeline(config)
-    bodies = sorted(p for p in (tmp_path / "cache").glob("bodies-*/*/*") if p.is_file())
-    assert len(bodies) == 8, "each post's body is stored beside the cache"
-    victim = bodies[3]
+    packs = sorted(p for p in (tmp_path / "cache").glob("bodies-*/pack-*") if p.is_file())
+    assert len(packs) == 1, "the bodies one process makes are stored in one pack beside the cache"
+    pack = packs[0]
     if damage == "delete":
-        victim.unlink()
+        pack.unlink()
     elif damage == "truncate":
-        victim.write_bytes(victim.read_bytes()[:-5])
-    else:  # same size, one byte changed: only the checksum can tell
-        data = bytearray(victim.read_bytes())
+        pack.write_bytes(pack.read_bytes()[:-5])
+    else:  # same size, one byte of the last body changed: only the checksum can tell
+        data = bytearray(pack.read_bytes())
         data[-1] ^= 0x01
-        victim.write_bytes(bytes(data))
+        pack.write_bytes(bytes(data))
     state = run_pipeline(config)
     if damage == "flip":
         # the size still matches, so the post comes from the cache; reading it must fail loudly
         with pytest.raises(OSError, match="damaged body"):
             dict(render_resources(config, state))
         state = run_pipeline(config)  # "build again"
-    assert state.load.processed == 1
+        assert state.load.processed == 8, "the damaged pack is dropped with every body in it"
+    elif damage == "truncate":
+        assert state.load.processed == 1, "only the body cut off is made again"
+    else:
+        assert state.load.processed == 8
     _, cold = build_in_memory(config)
     assert {p: r.body for p, r in render_resources(config, state)} == {p: r.body for p, r in cold.items()}

@@ -135,6 +135,8 @@ def _another(value):
     """A different value of the same kind, for every kind an Article holds."""
     if isinstance(value, bool):
         return not value
+    if isinstance(value, int):
+        return value + 1
     if isinstance(value, str):
         return value + "x"
     if isinstance(value, datetime):

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import gc
 import hashlib
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from datetime import datetime
@@ -28,6 +26,7 @@ from markupsafe import Markup
 from ..catalog import KIND_CATEGORY, KIND_SITE, KIND_TAG, Catalog, Feed, category_chain
 from .. import __version__
 from ..config import Config
+from ..gcpause import cyclic_gc_paused
 from ..kinds import CONTENT_TYPES, PAGE_CSP
 from ..model import Article
 from ..pipeline import read_body
@@ -81,17 +80,6 @@ class _KeysAfter:
         key = self._shared.copy()
         key.update("/".join(digests).encode("ascii"))  # hex digits
         return key.hexdigest()
-
-
-@contextmanager
-def _cyclic_gc_paused():
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def doc_path(base: str, fmt: str, page: int | None = None) -> str:
@@ -562,7 +550,7 @@ class SiteRenderer:
         # planning makes a few small objects per file and no reference
         # cycles: the cyclic collector would only walk the whole catalog
         # over and over (half the time of planning 100,000 posts)
-        with _cyclic_gc_paused():
+        with cyclic_gc_paused():
             planned = list(self._plan())
         return iter(planned)
 
