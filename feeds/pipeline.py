@@ -111,9 +111,13 @@ def _exit_with_parent(parent: int) -> None:
     own signal handling: they would inherit `feeds serve`'s handlers, whose
     SIGTERM stops the server, and a pool is shut down with SIGTERM.
     """
+    import gc
     import signal
     import threading
 
+    # forked while the build's collector was paused (cyclic_gc_paused); the
+    # trees a sanitizer builds are full of cycles, so a worker needs it back
+    gc.enable()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
