@@ -100,8 +100,9 @@ def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
     # and the reading (taken before anything is read: a post changed during
     # the build makes the record stale, never the output)
     scan = scan_sources(config.source.dir, config.source.pattern)
+    fingerprinted = uptodate.fingerprint(config, use_gzip, scan)
     if not no_cache:
-        record = uptodate.check(config, use_gzip, scan)
+        record = uptodate.check(config, use_gzip, scan, fingerprinted)
         if record is not None:
             lines = record.get("problems", [])
             for line in lines:
@@ -112,7 +113,7 @@ def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
             if errors or (strict and warnings):
                 sys.exit(EXIT_PROBLEMS)
             return
-    stamp, _ = uptodate.fingerprint(config, use_gzip, scan)
+    stamp, _ = fingerprinted
     from .build import OutputError, plan_site, run_pipeline, write_tree
 
     progress = Progress()

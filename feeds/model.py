@@ -60,6 +60,7 @@ class Article:
     image: str | None
     original_url: str | None
     permalink: str | None  # absolute URL when [site] permalink is set
+    page: str  # site path of its page, /posts/<id>/ (slug.post_path)
     summary: str
     body: str  # sanitized HTML
     description: str | None = None  # front-matter description/excerpt, plain text

@@ -540,6 +540,7 @@ def make_article(post: Post, meta: Meta, body: CleanBody, settings: Settings) ->
         image=image,
         original_url=meta.original_url,
         permalink=meta.link,
+        page=post_path(meta.id),
         summary=summary,
         body=body.html,
         description=meta.description,

@@ -701,8 +701,6 @@ def load_articles(
     drafts = 0
     future = datetime.now(timezone.utc) + timedelta(days=1)
     seen_ids: dict[str, str] = {}
-    from .slug import post_path
-
     seen_paths: dict[str, str] = {}
     for index in sorted(outcomes):
         outcome = outcomes[index]
@@ -716,7 +714,7 @@ def load_articles(
         if article.id in seen_ids:
             problems.append(Problem(display, None, ERROR, f"id {article.id!r} is already used by {seen_ids[article.id]}: not published"))
             continue
-        page = post_path(article.id).casefold()
+        page = article.page.casefold()
         if page in seen_paths:
             problems.append(Problem(display, None, ERROR, f"id {article.id!r} gives the same page path as {seen_paths[page]}: not published"))
             continue

@@ -52,8 +52,11 @@ def fingerprint(config: Config, gzip_siblings: bool, scan=None) -> tuple[str, fl
     return digest.hexdigest(), newest
 
 
-def check(config: Config, gzip_siblings: bool, scan=None) -> dict | None:
-    """The recorded build if it is still current, else None."""
+def check(config: Config, gzip_siblings: bool, scan=None, fingerprinted: tuple[str, float] | None = None) -> dict | None:
+    """The recorded build if it is still current, else None.
+
+    `fingerprinted`: this fingerprint() result, when the caller has it already.
+    """
     record_file = _record_file(config)
     try:
         record = json.loads(record_file.read_text(encoding="utf-8"))
@@ -64,7 +67,7 @@ def check(config: Config, gzip_siblings: bool, scan=None) -> dict | None:
         return None
     if os.path.realpath(out) != record.get("target"):
         return None
-    stamp, newest = fingerprint(config, gzip_siblings, scan)
+    stamp, newest = fingerprinted or fingerprint(config, gzip_siblings, scan)
     if stamp != record.get("stamp") or newest >= record.get("time", 0) - RACY_SECONDS:
         return None
     return record

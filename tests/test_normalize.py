@@ -151,7 +151,7 @@ def test_article_digest_covers_every_field():
     when = datetime(2021, 11, 16, 9, 34, 36, tzinfo=timezone.utc)
     article = Article(
         id="a", source="a.md", title="T", date=when, updated=when, categories=(("c", "d"),), tags=("t",), author="A",
-        image=None, original_url="https://example.org/", permalink=None, summary="s", body="<p>b</p>", description=None,
+        image=None, original_url="https://example.org/", permalink=None, page="/posts/a/", summary="s", body="<p>b</p>", description=None,
     )
     seen = {article_digest(article)}
     for field in dataclasses.fields(Article):

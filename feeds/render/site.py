@@ -31,7 +31,7 @@ from ..kinds import CONTENT_TYPES, PAGE_CSP
 from ..model import Article
 from ..pipeline import read_body
 from ..normalize import UNDATED
-from ..slug import absolute_url, post_path
+from ..slug import absolute_url
 from . import jsonfeed, xmlfeeds
 from .common import DocLinks, FeedMeta, feed_id
 from .opml import render_opml
@@ -390,7 +390,7 @@ class SiteRenderer:
     def post_summary(self, index: int) -> dict:
         article = self.catalog.articles[index]
         return {
-            "url": article.permalink if not self.config.site.permalink else self.url(post_path(article.id)),
+            "url": article.permalink if not self.config.site.permalink else self.url(article.page),
             "title": article.title,
             "date": self.date_of(index),
             "author": article.author,
@@ -489,7 +489,7 @@ class SiteRenderer:
         tags = Markup("".join([self.tag_html(tag_feeds[t]) for t in article.tags if t in tag_feeds]))
         author_feed = self.author_feeds.get(article.author)
         template = self.template("post.html")
-        page = post_path(article.id)
+        page = article.page
         html = template.render(
             **self.common(Markup("".join(alternates)) if alternates else self.alternates_html(self.catalog.site), article.permalink),
             post={
@@ -594,7 +594,7 @@ class SiteRenderer:
                 author = self.author_feeds[article.author].path if article.author in self.author_feeds else ""
                 context_key = context_keys[context] = make_key(chains, tags, author)
             key = post_key(article.digest, context_key)
-            yield Pending(post_path(article.id) + "index.html", key, functools.partial(self._post_resource, index, html_type))
+            yield Pending(article.page + "index.html", key, functools.partial(self._post_resource, index, html_type))
 
     def _post_resource(self, index: int, content_type: str) -> Resource:
         return Resource(self.render_post_page(index)[1], content_type, self.catalog.articles[index].updated, "html")
