@@ -169,3 +169,45 @@ def test_gzip_siblings_match_their_files(site):
     out = config.output.dir
     atom = out / "atom.xml"
     assert gzip.decompress((out / "atom.xml.gz").read_bytes()) == atom.read_bytes()
+
+
+def _many_pages(tmp_path: Path):
+    from feeds.build import RENDER_FORK_MIN
+
+    source = tmp_path / "posts"
+    for i in range(RENDER_FORK_MIN + 20):  # a page each: enough to render in several processes
+        write_post(source, f"p/{i:04d}.md", post_text(title=f"post {i}", categories=("编程", f"源{i % 3}"), date=f"2021-03-{1 + i % 28:02d} 10:{i % 60:02d}:00"))
+    return make_config(source, tmp_path, build={"workers": 1})
+
+
+def test_rendering_in_several_processes_writes_the_same_tree_as_one(tmp_path):
+    config = _many_pages(tmp_path)
+    state = run_pipeline(config)
+    write_tree(tmp_path / "one", plan_site(config, state), workers=1)
+    write_tree(tmp_path / "three", plan_site(config, state), workers=3)
+    one, three = tree(tmp_path / "one"), tree(tmp_path / "three")
+    assert len(one) > 256 and one == three
+
+
+@pytest.mark.parametrize("where", ["child", "parent"])
+def test_a_failure_in_a_render_process_stops_the_build_and_keeps_the_output(tmp_path, monkeypatch, where):
+    import feeds.build as build_module
+
+    config = _many_pages(tmp_path)
+    out = tmp_path / "public"
+    write_tree(out, plan_site(config, run_pipeline(config)), workers=2)
+    before = tree(out)
+    real = build_module._render_one
+    parent = os.getpid()
+
+    def failing(job, *args):
+        if (os.getpid() == parent) == (where == "parent"):
+            raise OSError(28, "No space left on device", job[3])
+        return real(job, *args)
+
+    monkeypatch.setattr(build_module, "_render_one", failing)
+    for path in sorted((config.source.dir / "p").glob("*.md")):  # every page changes
+        path.write_text(path.read_text(encoding="utf-8") + "\n<p>more</p>\n", encoding="utf-8")
+    with pytest.raises(OutputError, match="No space left on device"):
+        write_tree(out, plan_site(config, run_pipeline(config)), workers=2)
+    assert tree(out) == before
