@@ -128,7 +128,7 @@ def _load_manifest(build: Path) -> dict[str, list]:
 def _write_manifest(build: Path, manifest: dict[str, list]) -> None:
     tmp = build.with_name(build.name + MANIFEST_SUFFIX + ".tmp")
     # dumps, not dump: only the one-shot encoder runs in C
-    text = json.dumps(manifest, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(manifest, ensure_ascii=False, separators=(",", ":"))
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
     os.replace(tmp, _manifest_file(build))
