@@ -90,20 +90,25 @@ def build_catalog(articles: list[Article], slug_map: dict[str, str] | None = Non
     slug_map = slug_map or {}
     ordered = tuple(sorted(articles, key=lambda a: a.sort_key))
 
-    # category tree: node key = tuple of names from the root
-    members: dict[tuple[str, ...], set[int]] = {}
+    # category tree: node key = tuple of names from the root. Members are
+    # collected in index order, so each list comes out sorted; an article
+    # reaching a node twice (two hierarchies with a common root) is the
+    # list's last entry at that moment.
+    members: dict[tuple[str, ...], list[int]] = {}
     kids: dict[tuple[str, ...], set[str]] = {(): set()}
     leaf_nodes: list[tuple[tuple[str, ...], ...]] = []
     for index, article in enumerate(ordered):
-        leaves = []
         for hierarchy in article.categories:
             for depth in range(1, len(hierarchy) + 1):
                 node = hierarchy[:depth]
-                members.setdefault(node, set()).add(index)
-                kids.setdefault(node[:-1], set()).add(node[-1])
-                kids.setdefault(node, set())
-            leaves.append(hierarchy)
-        leaf_nodes.append(tuple(leaves))
+                listed = members.get(node)
+                if listed is None:
+                    members[node] = [index]
+                    kids.setdefault(node[:-1], set()).add(node[-1])
+                    kids.setdefault(node, set())
+                elif listed[-1] != index:
+                    listed.append(index)
+        leaf_nodes.append(article.categories)
 
     slugger = _Slugger(slug_map, "category")
     node_path: dict[tuple[str, ...], str] = {(): "/categories/"}
@@ -122,28 +127,31 @@ def build_catalog(articles: list[Article], slug_map: dict[str, str] | None = Non
                 kind=KIND_CATEGORY,
                 names=child,
                 path=node_path[child],
-                articles=tuple(sorted(members[child])),
+                articles=tuple(members[child]),
                 children=tuple(node_path[(*child, n)] for n in sorted(kids.get(child, ()))),
             )
 
     visit(())
 
-    def flat_feeds(kind: str, prefix: str, keyed: dict[str, set[int]], what: str) -> tuple[list[Feed], list[Problem]]:
+    def flat_feeds(kind: str, prefix: str, keyed: dict[str, list[int]], what: str) -> tuple[list[Feed], list[Problem]]:
         flat_slugger = _Slugger(slug_map if kind == KIND_TAG else {}, what)
         slugs = flat_slugger.assign(list(keyed), "")
         feeds = [
-            Feed(kind=kind, names=(name,), path=f"{prefix}{slugs[name]}/", articles=tuple(sorted(keyed[name])))
+            Feed(kind=kind, names=(name,), path=f"{prefix}{slugs[name]}/", articles=tuple(keyed[name]))
             for name in sorted(keyed)
         ]
         return feeds, flat_slugger.problems
 
-    tag_members: dict[str, set[int]] = {}
-    author_members: dict[str, set[int]] = {}
+    # in index order, as above (a tag listed twice is one membership)
+    tag_members: dict[str, list[int]] = {}
+    author_members: dict[str, list[int]] = {}
     for index, article in enumerate(ordered):
         for tag in article.tags:
-            tag_members.setdefault(tag, set()).add(index)
+            listed = tag_members.setdefault(tag, [])
+            if not listed or listed[-1] != index:
+                listed.append(index)
         if article.author:
-            author_members.setdefault(article.author, set()).add(index)
+            author_members.setdefault(article.author, []).append(index)
     tags, tag_problems = flat_feeds(KIND_TAG, "/tags/", tag_members, "tag")
     authors, author_problems = flat_feeds(KIND_AUTHOR, "/authors/", author_members, "author")
 
