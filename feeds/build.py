@@ -230,6 +230,10 @@ def _write_tree_locked(out: Path, builds: Path, resources, gzip_siblings: bool, 
     build = builds / _new_name()
     found = _find_spare(builds, previous, options)
     in_place: dict[str, list] = {}
+    # the first build also lays out the folder the next build will update in
+    # place (directories and hard links only), so that no later build has to
+    # make a whole tree; its files are linked there as they are written
+    spare = builds / (_new_name() + "-spare") if make_spare and previous is None and found is None else None
     try:
         if found is not None:
             spare_dir, in_place = found
@@ -239,33 +243,49 @@ def _write_tree_locked(out: Path, builds: Path, resources, gzip_siblings: bool, 
             os.rename(spare_dir, build)
         else:
             build.mkdir()
-        manifest = _fill(build, previous, old_manifest, in_place, items, gzip_siblings, report, workers)
+        if spare is not None:
+            try:
+                spare.mkdir()
+            except OSError:
+                spare = None
+        manifest, spared = _fill(build, previous, old_manifest, in_place, items, gzip_siblings, report, workers, spare)
         manifest[""] = options
         _write_manifest(build, manifest)
         _switch(out, build, report)
     except OSError as exc:
         shutil.rmtree(build, ignore_errors=True)
         _manifest_file(build).unlink(missing_ok=True)
+        if spare is not None:
+            shutil.rmtree(spare, ignore_errors=True)
         where = getattr(exc, "filename", None) or build
         raise OutputError(f"{where}: cannot write output ({exc.strerror or exc}); the previous output is unchanged") from None
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         _manifest_file(build).unlink(missing_ok=True)
+        if spare is not None:
+            shutil.rmtree(spare, ignore_errors=True)
         raise
-    _prune(builds, keep={build, previous} if previous else {build})
-    if make_spare and previous is None:
-        # the first build also lays out the folder the next build will update
-        # in place (directories and hard links only), so that no later build
-        # has to make a whole tree
+    _prune(builds, keep={build, previous, spare} - {None})
+    if spare is not None:
+        spared[""] = options
         try:
-            _clone(build, builds / (_new_name() + "-spare"), manifest)
+            _write_manifest(spare, spared)
         except OSError:
-            pass  # only an optimization: the next build makes a tree of its own
+            shutil.rmtree(spare, ignore_errors=True)  # only an optimization: the next build makes a tree of its own
     report.target = build
 
 
-def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, gzip_siblings: bool, report: WriteReport, workers: int) -> dict[str, list]:
+def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, gzip_siblings: bool, report: WriteReport, workers: int, spare: Path | None = None) -> tuple[dict[str, list], dict[str, list]]:
+    """Bring `build` up to date: (its manifest, that of `spare`).
+
+    `spare` (a first build only, where every file is written): a folder in
+    which each render process also hard-links each file it writes, so that
+    the next build has a tree to update in place without a serial copy
+    after this one. Its manifest lists only the files linked there.
+    """
     root = str(build)
+    spare_root = str(spare) if spare is not None else None
+    spared: dict[str, list] = {}
     prev_root = str(previous) if previous is not None else None
     manifest: dict[str, list] = {}
     fresh = not in_place  # a new, empty folder: nothing to replace
@@ -288,21 +308,23 @@ def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, 
                 report.skipped += 1
                 report.linked += 1
                 continue
-        todo.append((site_path, item, relative, target, here, before))
+        todo.append((site_path, item, relative, target, here, before, spare_root and spare_root + "/" + relative))
     for site_path in in_place:
         if site_path:
             relative = _safe_relative(site_path)
             _remove(root + "/" + relative)
             _remove(root + "/" + relative + ".gz")
             _remove_empty_parents(root, relative)
-    for site_path, entry, outcome, size in _render_all(todo, prev_root, gzip_siblings, fresh, workers):
+    for site_path, entry, outcome, size, linked_in_spare in _render_all(todo, prev_root, gzip_siblings, fresh, workers):
         manifest[site_path] = entry
+        if linked_in_spare:
+            spared[site_path] = entry
         report.bytes += size
         if outcome == "written":
             report.written += 1
         elif outcome == "linked":
             report.linked += 1
-    return manifest
+    return manifest, spared
 
 
 # Below this many files to render, forking costs more than it saves.
@@ -310,27 +332,42 @@ RENDER_FORK_MIN = 256
 _RENDER_JOBS: tuple = ()  # set just before forking: the children inherit it
 
 
-def _render_one(job, prev_root: str | None, gzip_siblings: bool, fresh: bool) -> tuple[str, list, str, int]:
-    site_path, item, relative, target, here, before = job
+def _render_one(job, prev_root: str | None, gzip_siblings: bool, fresh: bool) -> tuple[str, list, str, int, bool]:
+    site_path, item, relative, target, here, before, spare_target = job
     resource = item.render()
     digest = _digest(resource.body)
     stamp = resource.last_modified.timestamp() if resource.last_modified is not None else None
     entry = [item.key, digest, resource.kind, stamp]
     size = len(resource.body)
     if here is not None and here[1] == digest and here[3] == stamp:
-        return site_path, entry, "kept", size  # the same bytes are already in place
+        return site_path, entry, "kept", size, False  # the same bytes are already in place
     if before is not None and before[1] == digest and before[3] == stamp and prev_root is not None:
         if _link_from(prev_root, relative, target, gzip_siblings):
-            return site_path, entry, "linked", size
+            return site_path, entry, "linked", size, False
     _write_file(target, resource.body, stamp, fresh)
     if not fresh:
         _remove(target + ".gz")
     if gzip_siblings and resource.kind in GZIP_KINDS and len(resource.body) >= GZIP_MIN_BYTES:
         _write_file(target + ".gz", gzip.compress(resource.body, compresslevel=9, mtime=0), stamp, fresh)
-    return site_path, entry, "written", size
+    return site_path, entry, "written", size, spare_target is not None and _link_spare(target, spare_target)
 
 
-def _render_claimed() -> list[tuple[str, list, str, int]]:
+def _link_spare(target: str, spare_target: str) -> bool:
+    """Hard-link a file just written (and its .gz) into the spare folder; False if not possible."""
+    try:
+        try:
+            os.link(target, spare_target)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(spare_target), exist_ok=True)
+            os.link(target, spare_target)
+        if os.path.exists(target + ".gz"):
+            os.link(target + ".gz", spare_target + ".gz")
+    except OSError:
+        return False  # only an optimization: the next build writes this file itself
+    return True
+
+
+def _render_claimed() -> list[tuple[str, list, str, int, bool]]:
     """Render task after task, each claimed from the counter all render processes share, until none is left."""
     jobs, tasks, prev_root, gzip_siblings, fresh, claimed = _RENDER_JOBS
     done = []
@@ -471,17 +508,6 @@ def _link_from(prev_root: str, relative: str, target: str, gzip_siblings: bool) 
         except FileNotFoundError:
             pass  # too small or not a text kind: published without one
     return True
-
-
-def _clone(build: Path, spare: Path, manifest: dict[str, list]) -> None:
-    """A copy of `build` made of hard links, with its manifest."""
-    root, spare_root = str(build), str(spare)
-    for dirpath, dirnames, filenames in os.walk(root):
-        relative = dirpath[len(root) :]
-        os.mkdir(spare_root + relative)
-        for name in filenames:
-            os.link(dirpath + "/" + name, spare_root + relative + "/" + name)
-    _write_manifest(spare, manifest)
 
 
 def _as_pending(item: Pending | tuple[str, Resource]) -> Pending:
