@@ -154,7 +154,7 @@ def process_file(path: str, rel: str, display: str, job: Job, body_dir: str | No
     except Exception as exc:  # one post the code cannot handle must not stop the build
         # reported with the file's name, and not cached: the next build tries again
         return None, Outcome(None, (Problem(display, None, ERROR, f"cannot process post ({type(exc).__name__}: {exc}); this is a bug in feeds, please report it"),))
-    return key, (store_body(body_dir, key, outcome) if body_dir else outcome)
+    return key, (store_body(body_dir, outcome) if body_dir else outcome)
 
 
 def open_making_folders(path: str, mode: str):
@@ -212,7 +212,7 @@ def append_body(body_dir: str, data: bytes) -> tuple[str, int, int]:
     return path, end - len(blob), len(blob)
 
 
-def store_body(body_dir: str, key: str, outcome: Outcome) -> Outcome:
+def store_body(body_dir: str, outcome: Outcome) -> Outcome:
     """Put the sanitized body in this process's pack beside the cache; the Outcome keeps none.
 
     Packs are only ever appended to, so a reader never sees a body change;
