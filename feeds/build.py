@@ -252,18 +252,14 @@ def _write_tree_locked(out: Path, builds: Path, resources, gzip_siblings: bool, 
         manifest[""] = options
         _write_manifest(build, manifest)
         _switch(out, build, report)
-    except OSError as exc:
-        shutil.rmtree(build, ignore_errors=True)
+    except BaseException as exc:
+        for unfinished in (build, spare):
+            if unfinished is not None:
+                shutil.rmtree(unfinished, ignore_errors=True)
         _manifest_file(build).unlink(missing_ok=True)
-        if spare is not None:
-            shutil.rmtree(spare, ignore_errors=True)
-        where = getattr(exc, "filename", None) or build
-        raise OutputError(f"{where}: cannot write output ({exc.strerror or exc}); the previous output is unchanged") from None
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        _manifest_file(build).unlink(missing_ok=True)
-        if spare is not None:
-            shutil.rmtree(spare, ignore_errors=True)
+        if isinstance(exc, OSError):
+            where = getattr(exc, "filename", None) or build
+            raise OutputError(f"{where}: cannot write output ({exc.strerror or exc}); the previous output is unchanged") from None
         raise
     _prune(builds, keep={build, previous, spare} - {None})
     if spare is not None:
@@ -347,12 +343,13 @@ def _render_one(job, prev_root: str | None, gzip_siblings: bool, fresh: bool) ->
     _write_file(target, resource.body, stamp, fresh)
     if not fresh:
         _remove(target + ".gz")
-    if gzip_siblings and resource.kind in GZIP_KINDS and len(resource.body) >= GZIP_MIN_BYTES:
+    zipped = gzip_siblings and resource.kind in GZIP_KINDS and len(resource.body) >= GZIP_MIN_BYTES
+    if zipped:
         _write_file(target + ".gz", gzip.compress(resource.body, compresslevel=9, mtime=0), stamp, fresh)
-    return site_path, entry, "written", size, spare_target is not None and _link_spare(target, spare_target)
+    return site_path, entry, "written", size, spare_target is not None and _link_spare(target, spare_target, zipped)
 
 
-def _link_spare(target: str, spare_target: str) -> bool:
+def _link_spare(target: str, spare_target: str, zipped: bool) -> bool:
     """Hard-link a file just written (and its .gz) into the spare folder; False if not possible."""
     try:
         try:
@@ -360,7 +357,7 @@ def _link_spare(target: str, spare_target: str) -> bool:
         except FileNotFoundError:
             os.makedirs(os.path.dirname(spare_target), exist_ok=True)
             os.link(target, spare_target)
-        if os.path.exists(target + ".gz"):
+        if zipped:
             os.link(target + ".gz", spare_target + ".gz")
     except OSError:
         return False  # only an optimization: the next build writes this file itself

@@ -7,8 +7,8 @@ config or arguments.
 
 from __future__ import annotations
 
-import os
 import gc
+import os
 import sys
 import time
 from dataclasses import replace
@@ -170,10 +170,6 @@ def check(config_path, strict) -> None:
         state = run_pipeline(config, use_cache=False, progress=progress)
     finally:
         progress.close()
-    # this command ends when the tree is written: what is loaded now lives
-    # until then, and the collector need not walk it again (a third of a
-    # one-post rebuild at 10,000 posts)
-    gc.freeze()
     errors, warnings = _report(state.problems)
     click.echo(f"{state.load.files} posts checked: {len(state.catalog.articles)} publishable, {errors} errors, {warnings} warnings")
     if errors or (strict and warnings):

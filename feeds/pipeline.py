@@ -237,6 +237,12 @@ def _reader(path: str) -> int:
     return fd
 
 
+def _forget_reader(path: str) -> None:
+    fd = _READING.pop(path, None)
+    if fd is not None:
+        os.close(fd)
+
+
 def read_body(article: Article) -> str:
     """The article's sanitized body, from memory or from its pack (checked)."""
     if not article.body_file:
@@ -245,9 +251,7 @@ def read_body(article: Article) -> str:
     data = blob[16:]
     if len(blob) != article.body_size or hashlib.blake2b(data, digest_size=16).digest() != blob[:16]:
         # removed, so that the next build finds its bodies missing and makes them again
-        fd = _READING.pop(article.body_file, None)
-        if fd is not None:
-            os.close(fd)
+        _forget_reader(article.body_file)
         try:
             os.unlink(article.body_file)
         except FileNotFoundError:
@@ -451,13 +455,10 @@ class Cache:
         assert file is not None and journal is not None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            if self._tidy_packs(released):
-                self._write_base()  # entries now name other packs
-                self._saved_keys = set(entries)
-                self._saved_stats = dict(stats)
-                return None
-            frame = pickle.dumps({"fingerprint": self.fingerprint, "put": put, "drop": drop, "stats": stats_put, "stats_drop": stats_drop}, protocol=pickle.HIGHEST_PROTOCOL)
-            if file.exists() and self._journal_bytes + len(frame) < max(self._base_bytes // 4, 1 << 20):
+            frame = None
+            if not self._tidy_packs(released):  # when it moved bodies, entries name other packs: a new base
+                frame = pickle.dumps({"fingerprint": self.fingerprint, "put": put, "drop": drop, "stats": stats_put, "stats_drop": stats_drop}, protocol=pickle.HIGHEST_PROTOCOL)
+            if frame is not None and file.exists() and self._journal_bytes + len(frame) < max(self._base_bytes // 4, 1 << 20):
                 with open(journal, "ab") as handle:
                     handle.write(frame)
                 self._journal_bytes += len(frame)
@@ -526,9 +527,7 @@ class Cache:
         _stop_writing(body_dir)
         self.entries.update(moved)
         for path in chosen:
-            fd = _READING.pop(path, None)
-            if fd is not None:
-                os.close(fd)
+            _forget_reader(path)
             os.unlink(path)
         return True
 
