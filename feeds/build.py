@@ -27,7 +27,7 @@ from .catalog import Catalog, build_catalog
 from .config import Config
 from .gcpause import cyclic_gc_paused
 from .model import ERROR, Problem
-from .pipeline import Cache, LoadResult, load_articles, open_making_folders
+from .pipeline import Cache, LoadResult, load_articles
 from .render.site import Pending, Resource, SiteRenderer
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -352,11 +352,8 @@ def _render_one(job, prev_root: str | None, gzip_siblings: bool, fresh: bool) ->
 def _link_spare(target: str, spare_target: str, zipped: bool) -> bool:
     """Hard-link a file just written (and its .gz) into the spare folder; False if not possible."""
     try:
-        try:
-            os.link(target, spare_target)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(spare_target), exist_ok=True)
-            os.link(target, spare_target)
+        _make_folder(os.path.dirname(spare_target))
+        os.link(target, spare_target)
         if zipped:
             os.link(target + ".gz", spare_target + ".gz")
     except OSError:
@@ -415,6 +412,7 @@ def _tasks(jobs: list[tuple], chunk: int = 256) -> list[list[int]]:
 
 
 def _render_all(jobs: list[tuple], prev_root: str | None, gzip_siblings: bool, fresh: bool, workers: int):
+    _KNOWN_FOLDERS.clear()
     if workers <= 1 or len(jobs) < RENDER_FORK_MIN or "fork" not in multiprocessing.get_all_start_methods():
         return [_render_one(job, prev_root, gzip_siblings, fresh) for job in jobs]
     global _RENDER_JOBS
@@ -473,16 +471,45 @@ def _remove_empty_parents(root: str, relative: str) -> None:
         parts.pop()
 
 
+# Folders this process knows exist in the build (and spare) being written:
+# a new site makes a folder for nearly every file (/posts/<id>/), and on a
+# slow disk a failed open and a stat before each mkdir cost as much as the
+# mkdir. Emptied whenever a render starts.
+_KNOWN_FOLDERS: set[str] = set()
+
+
+def _make_folder(folder: str) -> None:
+    if folder in _KNOWN_FOLDERS:
+        return
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        pass  # another render process made it
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+    _KNOWN_FOLDERS.add(folder)
+
+
 def _write_file(target: str, data: bytes, stamp: float | None, fresh: bool = False) -> None:
-    # replace, never overwrite: the old inode may be shared with the published build
-    if not fresh:
-        _remove(target)
-    with open_making_folders(target, "xb") as handle:
-        handle.write(data)
-    if stamp is not None:
-        # web servers send the file's mtime as Last-Modified: make it the
-        # newest entry's, as `feeds serve` does
-        os.utime(target, (stamp, stamp))
+    if fresh:
+        _make_folder(os.path.dirname(target))
+    else:
+        _remove(target)  # replace, never overwrite: the old inode may be shared with the published build
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if stamp is not None:
+            # web servers send the file's mtime as Last-Modified: make it the
+            # newest entry's, as `feeds serve` does
+            os.utime(fd, (stamp, stamp))
+    finally:
+        os.close(fd)
 
 
 def _link_from(prev_root: str, relative: str, target: str, gzip_siblings: bool) -> bool:

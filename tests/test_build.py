@@ -116,8 +116,17 @@ def test_full_disk_is_a_clear_error_and_keeps_previous(site, monkeypatch):
 
     import feeds.pipeline as pipeline_module
 
+    real_write = os.write
+
+    def filling_write(fd, data):  # pages and bodies are written through descriptors
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
     monkeypatch.setattr(build_module, "open", filling_open, raising=False)
     monkeypatch.setattr(pipeline_module, "open", filling_open, raising=False)
+    monkeypatch.setattr(os, "write", filling_write)
     with pytest.raises(OutputError, match="No space left on device"):
         build(config)
     monkeypatch.undo()
