@@ -296,22 +296,21 @@ def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, 
             report.skipped += 1
             continue
         relative = _safe_relative(site_path)
-        target = root + "/" + relative
         before = old.get(site_path)
         if item.key and before is not None and before[0] == item.key and prev_root is not None:
-            if _link_from(prev_root, relative, target, gzip_siblings):
+            if _link_from(prev_root, relative, root + "/" + relative, gzip_siblings):
                 manifest[site_path] = before
                 report.skipped += 1
                 report.linked += 1
                 continue
-        todo.append((site_path, item, relative, target, here, before, spare_root and spare_root + "/" + relative))
+        todo.append((site_path, item, relative, here, before))  # joined to a root only when written: a long string less per file
     for site_path in in_place:
         if site_path:
             relative = _safe_relative(site_path)
             _remove(root + "/" + relative)
             _remove(root + "/" + relative + ".gz")
             _remove_empty_parents(root, relative)
-    for site_path, entry, outcome, size, linked_in_spare in _render_all(todo, prev_root, gzip_siblings, fresh, workers):
+    for site_path, entry, outcome, size, linked_in_spare in _render_all(todo, (root, prev_root, spare_root), gzip_siblings, fresh, workers):
         manifest[site_path] = entry
         if linked_in_spare:
             spared[site_path] = entry
@@ -328,8 +327,11 @@ RENDER_FORK_MIN = 256
 _RENDER_JOBS: tuple = ()  # set just before forking: the children inherit it
 
 
-def _render_one(job, prev_root: str | None, gzip_siblings: bool, fresh: bool) -> tuple[str, list, str, int, bool]:
-    site_path, item, relative, target, here, before, spare_target = job
+def _render_one(job, roots: tuple, gzip_siblings: bool, fresh: bool) -> tuple[str, list, str, int, bool]:
+    """`roots`: the folders of the build being written, of the published build (or None) and of the spare (or None)."""
+    site_path, item, relative, here, before = job
+    root, prev_root, spare_root = roots
+    target = root + "/" + relative
     resource = item.render()
     digest = _digest(resource.body)
     stamp = resource.last_modified.timestamp() if resource.last_modified is not None else None
@@ -346,7 +348,7 @@ def _render_one(job, prev_root: str | None, gzip_siblings: bool, fresh: bool) ->
     zipped = gzip_siblings and resource.kind in GZIP_KINDS and len(resource.body) >= GZIP_MIN_BYTES
     if zipped:
         _write_file(target + ".gz", gzip.compress(resource.body, compresslevel=9, mtime=0), stamp, fresh)
-    return site_path, entry, "written", size, spare_target is not None and _link_spare(target, spare_target, zipped)
+    return site_path, entry, "written", size, spare_root is not None and _link_spare(target, spare_root + "/" + relative, zipped)
 
 
 def _link_spare(target: str, spare_target: str, zipped: bool) -> bool:
@@ -363,7 +365,7 @@ def _link_spare(target: str, spare_target: str, zipped: bool) -> bool:
 
 def _render_claimed() -> list[tuple[str, list, str, int, bool]]:
     """Render task after task, each claimed from the counter all render processes share, until none is left."""
-    jobs, tasks, prev_root, gzip_siblings, fresh, claimed = _RENDER_JOBS
+    jobs, tasks, roots, gzip_siblings, fresh, claimed = _RENDER_JOBS
     done = []
     while True:
         with claimed.get_lock():
@@ -371,7 +373,7 @@ def _render_claimed() -> list[tuple[str, list, str, int, bool]]:
             claimed.value = task + 1
         if task >= len(tasks):
             return done
-        done.extend(_render_one(jobs[i], prev_root, gzip_siblings, fresh) for i in tasks[task])
+        done.extend(_render_one(jobs[i], roots, gzip_siblings, fresh) for i in tasks[task])
 
 
 def _render_child(send, parent: int) -> None:
@@ -411,10 +413,10 @@ def _tasks(jobs: list[tuple], chunk: int = 256) -> list[list[int]]:
     return tasks
 
 
-def _render_all(jobs: list[tuple], prev_root: str | None, gzip_siblings: bool, fresh: bool, workers: int):
+def _render_all(jobs: list[tuple], roots: tuple, gzip_siblings: bool, fresh: bool, workers: int):
     _KNOWN_FOLDERS.clear()
     if workers <= 1 or len(jobs) < RENDER_FORK_MIN or "fork" not in multiprocessing.get_all_start_methods():
-        return [_render_one(job, prev_root, gzip_siblings, fresh) for job in jobs]
+        return [_render_one(job, roots, gzip_siblings, fresh) for job in jobs]
     global _RENDER_JOBS
 
     # forked children see the catalog and the renderer as they are, with
@@ -423,7 +425,7 @@ def _render_all(jobs: list[tuple], prev_root: str | None, gzip_siblings: bool, f
     # ends up with a copy of most of the heap it touches (reference counts
     # are writes), about 430 MB each at 100,000 posts.
     context = multiprocessing.get_context("fork")
-    _RENDER_JOBS = (jobs, _tasks(jobs), prev_root, gzip_siblings, fresh, context.Value("q", 0))
+    _RENDER_JOBS = (jobs, _tasks(jobs), roots, gzip_siblings, fresh, context.Value("q", 0))
     children = []
     finished = False
     try:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from frontmatter.default_handlers import YAMLHandler
@@ -75,13 +76,35 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.S)
 
 
+class FileStat(NamedTuple):
+    """What a build needs of a file's stat (an os.stat_result is three times the size)."""
+
+    st_dev: int
+    st_ino: int
+    st_size: int
+    st_mtime_ns: int
+    st_ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> "FileStat":
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    @property
+    def st_mtime(self) -> float:
+        return self.st_mtime_ns / 1e9
+
+    @property
+    def st_ctime(self) -> float:
+        return self.st_ctime_ns / 1e9
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """One matching file as found: where it is and its stat (or why there is none)."""
 
     path: str
     rel: str  # below the source folder, '/'-separated
-    stat: os.stat_result | None  # of the file a link points to
+    stat: FileStat | None  # of the file a link points to
     error: str | None = None
 
 
@@ -138,7 +161,7 @@ def scan_sources(source_dir: Path, pattern: str) -> tuple[list[Source], list[Pro
                 problems.append(Problem(entry.path, None, ERROR, "cannot read post: broken link or not a regular file"))
                 continue
             try:
-                found.append(Source(entry.path, rel, os.stat(entry.path)))
+                found.append(Source(entry.path, rel, FileStat.of(os.stat(entry.path))))
             except OSError as exc:
                 found.append(Source(entry.path, rel, None, exc.strerror or str(exc)))
 

@@ -29,7 +29,7 @@ from . import __version__
 from .collect import scan_sources, parse_post_bytes, MAX_FILE_BYTES
 from .config import Config
 from .gcpause import cyclic_gc_paused
-from .model import ERROR, Article, Problem, WARNING
+from .model import ERROR, Article, Problem, WARNING, pickled_by_fields
 from .normalize import Settings, make_article, normalize_meta
 from .sanitize import Policy, get_sanitizer
 
@@ -44,6 +44,7 @@ class Job:
     engine: str
 
 
+@pickled_by_fields
 @dataclass(frozen=True)
 class Outcome:
     """What one source file became: an Article (or None) and its problems."""
@@ -656,7 +657,11 @@ def load_articles(
         outcomes[index] = _redisplay(hit, source.display)
         fresh[source.rel] = source.record or (source.signature, source.key, seen)
 
+    shared: dict = {}
+
     def finish(index: int, key: str | None, outcome: Outcome) -> None:
+        if outcome.article is not None:
+            _share_values(outcome.article, shared)
         outcomes[index] = outcome
         if key is not None:
             source = sources[index]
@@ -736,6 +741,24 @@ def load_articles(
         seconds=time.perf_counter() - started,
         digests={sources[i].rel: keys[i] for i in keys},
     )
+
+
+def _share_values(article: Article, shared: dict) -> None:
+    """Make an article's category paths and author the objects other articles already hold, when equal.
+
+    Posts of one category share them; as separate copies (each worker
+    result brings its own) they were an eighth of a large site's metadata
+    in memory, and the cache pickles a shared object once. Only the
+    identity of equal values changes, so the frozen article is still the
+    same value.
+    """
+    for name in ("categories", "author"):
+        value = getattr(article, name)
+        kept = shared.setdefault(value, value)
+        if kept is not value:
+            object.__setattr__(article, name, kept)
+    if article.updated is not article.date and article.updated == article.date and article.updated.tzinfo is article.date.tzinfo:
+        object.__setattr__(article, "updated", article.date)
 
 
 def future_warning(article: Article, display: str) -> Problem:
