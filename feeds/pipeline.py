@@ -457,9 +457,13 @@ class Cache:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             frame = None
-            if not self._tidy_packs(released):  # when it moved bodies, entries name other packs: a new base
+            # a new base when bodies moved (entries name other packs), and
+            # at once, without pickling the entries twice, when there is no
+            # base yet or a quarter of the entries changed (the frame would
+            # be too big for the journal anyway)
+            if not self._tidy_packs(released) and file.exists() and 4 * len(put) <= len(entries):
                 frame = pickle.dumps({"fingerprint": self.fingerprint, "put": put, "drop": drop, "stats": stats_put, "stats_drop": stats_drop}, protocol=pickle.HIGHEST_PROTOCOL)
-            if frame is not None and file.exists() and self._journal_bytes + len(frame) < max(self._base_bytes // 4, 1 << 20):
+            if frame is not None and self._journal_bytes + len(frame) < max(self._base_bytes // 4, 1 << 20):
                 with open(journal, "ab") as handle:
                     handle.write(frame)
                 self._journal_bytes += len(frame)

@@ -42,3 +42,50 @@ def test_folders_made_later_are_watched_too(tmp_path):
         assert time.monotonic() - started < 2
     finally:
         signal.close()
+
+
+class _FakeSignal:
+    """inotify that never fires: every wake-up is the backstop's."""
+
+    active = True
+
+    def __init__(self, waits, stop):
+        self.waits, self.stop = waits, stop
+
+    def wait(self, timeout):
+        self.waits.append(timeout)
+        if len(self.waits) >= 3:
+            self.stop.set()
+        return False
+
+    def close(self):
+        pass
+
+
+@pytest.mark.parametrize("inotify", [True, False])
+def test_a_slow_full_scan_is_not_repeated_every_interval_when_inotify_watches(tmp_path, monkeypatch, inotify):
+    import feeds.builder as builder_module
+    from feeds.builder import Builder
+
+    from conftest import make_config, post_text, write_post
+
+    source = tmp_path / "posts"
+    write_post(source, "a/one.md", post_text(title="one", date="2021-04-01 10:00:00"))
+    builder = Builder(make_config(source, tmp_path))
+    real_scan = builder._scan_now
+
+    def slow_scan():  # a site large enough that one look at every post takes 40 ms
+        time.sleep(0.04)
+        return real_scan()
+
+    monkeypatch.setattr(builder, "_scan_now", slow_scan)
+    stop, waits = threading.Event(), []
+    fake = _FakeSignal(waits, stop)
+    fake.active = inotify
+    monkeypatch.setattr(builder_module.watch, "ChangeSignal", lambda source: fake)
+    builder.run(stop, interval=0.5)
+    assert waits[0] == 0.5  # nothing scanned yet
+    if inotify:
+        assert min(waits[1:]) >= 50 * 0.04  # at most a fiftieth of a core on scans nobody asked for
+    else:
+        assert waits[1:] == [0.5, 0.5]  # without inotify, scanning is the only way to see a change
