@@ -29,6 +29,8 @@ class Problem:
 
 def printable(text: str) -> str:
     """One line, whatever the file name: controls escaped, undecodable bytes as \\xNN."""
+    if text.isprintable():
+        return text  # nearly every path and message: no character to look at one by one
     # undecodable file-name bytes arrive as surrogates: show them as \xNN
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in text)
