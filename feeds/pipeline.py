@@ -158,15 +158,6 @@ def process_file(path: str, rel: str, display: str, job: Job, body_dir: str | No
     return key, (store_body(body_dir, outcome) if body_dir else outcome)
 
 
-def open_making_folders(path: str, mode: str):
-    """open(), making the missing folders on the way only when it has to (most exist)."""
-    try:
-        return open(path, mode)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return open(path, mode)
-
-
 # Stored bodies live in pack files: each process appends the bodies it
 # makes to a pack of its own, so a cold build creates a handful of files
 # instead of one per post (on a slow disk, creating a file costs as much as
