@@ -1220,6 +1220,12 @@ def report(res: dict) -> str:
     if ref:
         ratio = cold["wall_s"] / ref["cold_wall_s"]
         rows.append(f"| cold build ÷ the {ref['posts']:,}-post run's ({ref['cold_wall_s']:.1f} s, {ref['file']}) | {ratio:.2f}× for {n / ref['posts']:.0f}× the posts | | | ≤ 11× | {verdict(ratio <= 11) if n == 10 * ref['posts'] else 'info'} |")
+        if ref.get("bleach_wall_s") and "bleach" in res:
+            # two runs an hour apart on a shared machine differ in speed: bleach
+            # alone, timed in both, tells how much (the same work per post)
+            speed = res["bleach"]["wall_s"] / n / (ref["bleach_wall_s"] / ref["posts"])
+            rows.append(f"| the same, per post of bleach alone in each run (this run's bleach took {speed:.2f}× the reference's per post) "
+                        f"| {ratio / speed:.2f}× | | | info | |")
     if "naive" in res:
         r = res["naive"]
         rows.append(f"| naive script (frontmatter+bleach+feedgen, 1 proc, Atom per leaf) | {r['wall_s']:.2f} s (rc {r['rc']}); cold build ÷ naive = {cold['wall_s'] / r['wall_s']:.2f} | | max proc {r['max_rss_single_process_mb']:.0f} | info | |")
@@ -1319,7 +1325,8 @@ def main() -> int:
                             "feeds": FEEDS, "python": sys.version.split()[0]}}
     if args.reference:
         earlier = json.loads(Path(args.reference).read_text(encoding="utf-8"))
-        res["reference"] = {"file": args.reference, "posts": earlier["params"]["posts"], "cold_wall_s": earlier["builds"]["cold"]["wall_s"]}
+        res["reference"] = {"file": args.reference, "posts": earlier["params"]["posts"], "cold_wall_s": earlier["builds"]["cold"]["wall_s"],
+                            "bleach_wall_s": earlier.get("bleach", {}).get("wall_s")}
     try:
         print(f"# generating {args.posts} posts into {root} (seed {args.seed}) ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
