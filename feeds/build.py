@@ -303,7 +303,7 @@ def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, 
                 report.skipped += 1
                 report.linked += 1
                 continue
-        todo.append((site_path, item, relative, here, before))  # joined to a root only when written: a long string less per file
+        todo.append((site_path, item, here, before))  # its path below a root is made again when written: a string less per file
     for site_path in in_place:
         if site_path:
             relative = _safe_relative(site_path)
@@ -329,8 +329,9 @@ _RENDER_JOBS: tuple = ()  # set just before forking: the children inherit it
 
 def _render_one(job, roots: tuple, gzip_siblings: bool, fresh: bool) -> tuple[str, list, str, int, bool]:
     """`roots`: the folders of the build being written, of the published build (or None) and of the spare (or None)."""
-    site_path, item, relative, here, before = job
+    site_path, item, here, before = job
     root, prev_root, spare_root = roots
+    relative = site_path.lstrip("/")  # checked by _safe_relative when planned
     target = root + "/" + relative
     resource = item.render()
     digest = _digest(resource.body)

@@ -211,7 +211,7 @@ def test_a_failure_in_a_render_process_stops_the_build_and_keeps_the_output(tmp_
 
     def failing(job, *args):
         if (os.getpid() == parent) == (where == "parent"):
-            raise OSError(28, "No space left on device", job[2])
+            raise OSError(28, "No space left on device", job[0])
         return real(job, *args)
 
     monkeypatch.setattr(build_module, "_render_one", failing)
