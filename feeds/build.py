@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import pickle
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,15 +311,26 @@ def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, 
             _remove(root + "/" + relative)
             _remove(root + "/" + relative + ".gz")
             _remove_empty_parents(root, relative)
-    for site_path, entry, outcome, size, linked_in_spare in _render_all(todo, (root, prev_root, spare_root), gzip_siblings, fresh, workers):
-        manifest[site_path] = entry
-        if linked_in_spare:
-            spared[site_path] = entry
-        report.bytes += size
-        if outcome == "written":
-            report.written += 1
-        elif outcome == "linked":
-            report.linked += 1
+    kinds: dict[str, str] = {}
+    absorbing = threading.Lock()
+
+    def absorb(part: list[tuple]) -> None:
+        """Record a task's results as they come (a render child's come on a thread of their own)."""
+        with absorbing:
+            for index, digest, kind, stamp, outcome, size, linked_in_spare in part:
+                site_path, item = todo[index][0], todo[index][1]
+                # the path and key are this process's own objects; a child's copies would double them
+                entry = [item.key, digest, kinds.setdefault(kind, kind), stamp]
+                manifest[site_path] = entry
+                if linked_in_spare:
+                    spared[site_path] = entry
+                report.bytes += size
+                if outcome == "written":
+                    report.written += 1
+                elif outcome == "linked":
+                    report.linked += 1
+
+    _render_all(todo, (root, prev_root, spare_root), gzip_siblings, fresh, workers, absorb)
     return manifest, spared
 
 
@@ -327,8 +339,12 @@ RENDER_FORK_MIN = 256
 _RENDER_JOBS: tuple = ()  # set just before forking: the children inherit it
 
 
-def _render_one(job, roots: tuple, gzip_siblings: bool, fresh: bool) -> tuple[str, list, str, int, bool]:
-    """`roots`: the folders of the build being written, of the published build (or None) and of the spare (or None)."""
+def _render_one(job, roots: tuple, gzip_siblings: bool, fresh: bool) -> tuple[str, str, float | None, str, int, bool]:
+    """Make and place one file → (digest, kind, stamp, outcome, size, whether linked into the spare).
+
+    `roots`: the folders of the build being written, of the published build
+    (or None) and of the spare (or None).
+    """
     site_path, item, here, before = job
     root, prev_root, spare_root = roots
     relative = site_path.lstrip("/")  # checked by _safe_relative when planned
@@ -336,20 +352,20 @@ def _render_one(job, roots: tuple, gzip_siblings: bool, fresh: bool) -> tuple[st
     resource = item.render()
     digest = _digest(resource.body)
     stamp = resource.last_modified.timestamp() if resource.last_modified is not None else None
-    entry = [item.key, digest, resource.kind, stamp]
+    kind = resource.kind
     size = len(resource.body)
     if here is not None and here[1] == digest and here[3] == stamp:
-        return site_path, entry, "kept", size, False  # the same bytes are already in place
+        return digest, kind, stamp, "kept", size, False  # the same bytes are already in place
     if before is not None and before[1] == digest and before[3] == stamp and prev_root is not None:
         if _link_from(prev_root, relative, target, gzip_siblings):
-            return site_path, entry, "linked", size, False
+            return digest, kind, stamp, "linked", size, False
     _write_file(target, resource.body, stamp, fresh)
     if not fresh:
         _remove(target + ".gz")
     zipped = gzip_siblings and resource.kind in GZIP_KINDS and len(resource.body) >= GZIP_MIN_BYTES
     if zipped:
         _write_file(target + ".gz", gzip.compress(resource.body, compresslevel=9, mtime=0), stamp, fresh)
-    return site_path, entry, "written", size, spare_root is not None and _link_spare(target, spare_root + "/" + relative, zipped)
+    return digest, kind, stamp, "written", size, spare_root is not None and _link_spare(target, spare_root + "/" + relative, zipped)
 
 
 def _link_spare(target: str, spare_target: str, zipped: bool) -> bool:
@@ -364,31 +380,61 @@ def _link_spare(target: str, spare_target: str, zipped: bool) -> bool:
     return True
 
 
-def _render_claimed() -> list[tuple[str, list, str, int, bool]]:
-    """Render task after task, each claimed from the counter all render processes share, until none is left."""
+def _render_claimed(deliver: Callable[[list], None]) -> None:
+    """Render task after task, each claimed from the counter all render processes share, until none is left.
+
+    Each task's results go to `deliver` as soon as it is done.
+    """
     jobs, tasks, roots, gzip_siblings, fresh, claimed = _RENDER_JOBS
-    done = []
     while True:
         with claimed.get_lock():
             task = claimed.value
             claimed.value = task + 1
         if task >= len(tasks):
-            return done
-        done.extend(_render_one(jobs[i], roots, gzip_siblings, fresh) for i in tasks[task])
+            return
+        deliver([(i, *_render_one(jobs[i], roots, gzip_siblings, fresh)) for i in tasks[task]])
 
 
 def _render_child(send, parent: int) -> None:
     from .pipeline import _exit_with_parent
 
     _exit_with_parent(parent)
+    # results go back task by task: kept here and sent in one piece at the
+    # end, they were the top of a 100,000-post build's memory (the list, its
+    # pickle and the parent's copy, all at once)
     try:
-        reply = ("done", _render_claimed())
+        _render_claimed(lambda part: send.send(("part", part)))
+        reply = ("done", None)
     except Exception as exc:  # sent to the parent, which raises it as its own
         reply = ("failed", exc)
     try:
         send.send(reply)
     except (TypeError, AttributeError, pickle.PicklingError):  # an exception that cannot be pickled
         send.send(("failed", RuntimeError(f"{type(reply[1]).__name__}: {reply[1]}")))
+
+
+def _receive_results(child, receive, deliver: Callable[[list], None], failures: list) -> None:
+    """Collect a render child's results as they come (a thread of the parent, which renders meanwhile)."""
+    while True:
+        try:
+            outcome, payload = receive.recv()
+        except EOFError:
+            failures.append(child)  # ended without saying so: its exit code tells why, once it is joined
+            return
+        except OSError as exc:  # the parent closed the pipe: it is giving up
+            failures.append(exc)
+            return
+        if outcome == "part":
+            try:
+                deliver(payload)
+            except Exception as exc:  # raised in the parent's own thread once rendering ends
+                failures.append(exc)
+                return
+        elif outcome == "done":
+            return
+        else:
+            failures.append(payload)
+            return
 
 
 def _tasks(jobs: list[tuple], chunk: int = 256) -> list[list[int]]:
@@ -414,10 +460,12 @@ def _tasks(jobs: list[tuple], chunk: int = 256) -> list[list[int]]:
     return tasks
 
 
-def _render_all(jobs: list[tuple], roots: tuple, gzip_siblings: bool, fresh: bool, workers: int):
+def _render_all(jobs: list[tuple], roots: tuple, gzip_siblings: bool, fresh: bool, workers: int, deliver: Callable[[list], None]) -> None:
+    """Render every job; each one's (index in `jobs`, *_render_one's result) goes to `deliver`, a task's worth at a time."""
     _KNOWN_FOLDERS.clear()
     if workers <= 1 or len(jobs) < RENDER_FORK_MIN or "fork" not in multiprocessing.get_all_start_methods():
-        return [_render_one(job, roots, gzip_siblings, fresh) for job in jobs]
+        deliver([(i, *_render_one(job, roots, gzip_siblings, fresh)) for i, job in enumerate(jobs)])
+        return
     global _RENDER_JOBS
 
     # forked children see the catalog and the renderer as they are, with
@@ -428,6 +476,8 @@ def _render_all(jobs: list[tuple], roots: tuple, gzip_siblings: bool, fresh: boo
     context = multiprocessing.get_context("fork")
     _RENDER_JOBS = (jobs, _tasks(jobs), roots, gzip_siblings, fresh, context.Value("q", 0))
     children = []
+    receivers = []
+    failures: list = []
     finished = False
     try:
         for _ in range(workers - 1):
@@ -436,24 +486,30 @@ def _render_all(jobs: list[tuple], roots: tuple, gzip_siblings: bool, fresh: boo
             child.start()
             send.close()
             children.append((child, receive))
-        results = _render_claimed()
+        # threads only once every child is forked: a fork copies no threads, but any lock one holds
         for child, receive in children:
-            try:
-                outcome, payload = receive.recv()
-            except EOFError:
-                child.join()
-                raise RuntimeError(f"a render process ended without its results (exit code {child.exitcode})") from None
-            if outcome == "failed":
-                raise payload
-            results.extend(payload)
+            receiver = threading.Thread(target=_receive_results, args=(child, receive, deliver, failures), name="feeds-render-results", daemon=True)
+            receiver.start()
+            receivers.append(receiver)
+        _render_claimed(deliver)
+        for receiver in receivers:
+            receiver.join()
+        if failures:
+            failure = failures[0]
+            if isinstance(failure, BaseException):
+                raise failure
+            failure.join()
+            raise RuntimeError(f"a render process ended without its results (exit code {failure.exitcode})")
         finished = True
-        return results
     finally:
         _RENDER_JOBS = ()
         for child, receive in children:
-            receive.close()
             if not finished and child.is_alive():
                 child.kill()  # the caller removes the folder it was writing into
+        for receiver in receivers:
+            receiver.join()
+        for child, receive in children:
+            receive.close()
             child.join()
 
 
@@ -479,6 +535,10 @@ def _remove_empty_parents(root: str, relative: str) -> None:
 # slow disk a failed open and a stat before each mkdir cost as much as the
 # mkdir. Emptied whenever a render starts.
 _KNOWN_FOLDERS: set[str] = set()
+# Most folders hold one post page (and its .gz) and are never met again;
+# remembering every one cost each render process 27 MB at 100,000 posts. A
+# folder forgotten at a clear costs one failed mkdir when it is met again.
+KNOWN_FOLDERS_MAX = 4096
 
 
 def _make_folder(folder: str) -> None:
@@ -490,6 +550,8 @@ def _make_folder(folder: str) -> None:
         pass  # another render process made it
     except FileNotFoundError:
         os.makedirs(folder, exist_ok=True)
+    if len(_KNOWN_FOLDERS) >= KNOWN_FOLDERS_MAX:
+        _KNOWN_FOLDERS.clear()
     _KNOWN_FOLDERS.add(folder)
 
 

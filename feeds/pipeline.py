@@ -19,7 +19,7 @@ import shutil
 import time
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -63,7 +63,6 @@ class LoadResult:
     drafts: int = 0
     processed: int = 0  # files that were not in the cache
     seconds: float = 0.0
-    digests: dict[str, str] = field(default_factory=dict)  # rel → content digest
 
 
 def make_job(config: Config) -> Job:
@@ -734,12 +733,11 @@ def load_articles(
         drafts=drafts,
         processed=total,
         seconds=time.perf_counter() - started,
-        digests={sources[i].rel: keys[i] for i in keys},
     )
 
 
 def _share_values(article: Article, shared: dict) -> None:
-    """Make an article's category paths and author the objects other articles already hold, when equal.
+    """Make an article's category paths, author and body pack the objects other articles already hold, when equal.
 
     Posts of one category share them; as separate copies (each worker
     result brings its own) they were an eighth of a large site's metadata
@@ -747,7 +745,7 @@ def _share_values(article: Article, shared: dict) -> None:
     identity of equal values changes, so the frozen article is still the
     same value.
     """
-    for name in ("categories", "author"):
+    for name in ("categories", "author", "body_file"):
         value = getattr(article, name)
         kept = shared.setdefault(value, value)
         if kept is not value:
