@@ -472,7 +472,7 @@ def _render_all(jobs: list[tuple], roots: tuple, gzip_siblings: bool, fresh: boo
     # nothing pickled; each writes its own files and sends back only their
     # manifest entries. This process renders too: every forked renderer
     # ends up with a copy of most of the heap it touches (reference counts
-    # are writes), about 430 MB each at 100,000 posts.
+    # are writes), about 400 MB each at 100,000 posts.
     context = multiprocessing.get_context("fork")
     _RENDER_JOBS = (jobs, _tasks(jobs), roots, gzip_siblings, fresh, context.Value("q", 0))
     children = []
