@@ -169,6 +169,16 @@ def test_nothing_is_written_outside_the_output_folder(tmp_path):
         assert path == config.output.dir or builds in path.parents or path == builds or cache in path.parents or path == cache, path
 
 
+@pytest.mark.parametrize("site_path", ["/a/../../escape.html", "/..", "/a/./b.html", "/a//b.html", "/posts/x/", "/a\x00b.html"])
+def test_the_writer_refuses_a_path_that_could_leave_its_folder(tmp_path, site_path):
+    # the last line of defence, behind the slugs: a renderer bug must not write elsewhere
+    resources = [("/index.html", Resource(b"<p>home</p>", "text/html")), (site_path, Resource(b"x", "text/html"))]
+    with pytest.raises(OutputError, match="unsafe path"):
+        write_tree(tmp_path / "public", resources)
+    assert not (tmp_path / "escape.html").exists()
+    assert not (tmp_path / "public").exists()
+
+
 def test_gzip_siblings_match_their_files(site):
     import gzip
 
