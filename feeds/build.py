@@ -419,27 +419,28 @@ def _render_child(send, parent: int) -> None:
 
 
 def _receive_results(child, receive, deliver: Callable[[list], None], failures: list) -> None:
-    """Collect a render child's results as they come (a thread of the parent, which renders meanwhile)."""
-    while True:
-        try:
-            outcome, payload = receive.recv()
-        except EOFError:
-            failures.append(child)  # ended without saying so: its exit code tells why, once it is joined
-            return
-        except OSError as exc:  # the parent closed the pipe: it is giving up
-            failures.append(exc)
-            return
-        if outcome == "part":
+    """Collect a render child's results as they come (a thread of the parent, which renders meanwhile).
+
+    Whatever goes wrong here is left in `failures` for the parent's own
+    thread to raise: a thread that died quietly would lose files from the
+    manifest.
+    """
+    try:
+        while True:
             try:
-                deliver(payload)
-            except Exception as exc:  # raised in the parent's own thread once rendering ends
-                failures.append(exc)
+                outcome, payload = receive.recv()
+            except EOFError:
+                failures.append(child)  # ended without saying so: its exit code tells why, once it is joined
                 return
-        elif outcome == "done":
-            return
-        else:
-            failures.append(payload)
-            return
+            if outcome == "part":
+                deliver(payload)
+            elif outcome == "done":
+                return
+            else:
+                failures.append(payload)
+                return
+    except Exception as exc:
+        failures.append(exc)
 
 
 def _tasks(jobs: list[tuple], chunk: int = 256) -> list[list[int]]:
