@@ -208,8 +208,23 @@ def test_rendering_in_several_processes_writes_the_same_tree_as_one(tmp_path):
     assert len(one) > 256 and one == three
 
 
-@pytest.mark.parametrize("where", ["child", "parent"])
-def test_a_failure_in_a_render_process_stops_the_build_and_keeps_the_output(tmp_path, monkeypatch, where):
+def _disk_full(job):
+    raise OSError(28, "No space left on device", job[0])
+
+
+def _dies(job):
+    os._exit(9)  # gone without a word to the parent
+
+
+@pytest.mark.parametrize(
+    "where, failure, error, message",
+    [
+        ("child", _disk_full, OutputError, "No space left on device"),
+        ("parent", _disk_full, OutputError, "No space left on device"),
+        ("child", _dies, RuntimeError, r"render process ended without its results \(exit code 9\)"),
+    ],
+)
+def test_a_failure_in_a_render_process_stops_the_build_and_keeps_the_output(tmp_path, monkeypatch, where, failure, error, message):
     import feeds.build as build_module
 
     config = _many_pages(tmp_path)
@@ -221,37 +236,12 @@ def test_a_failure_in_a_render_process_stops_the_build_and_keeps_the_output(tmp_
 
     def failing(job, *args):
         if (os.getpid() == parent) == (where == "parent"):
-            raise OSError(28, "No space left on device", job[0])
+            failure(job)
         return real(job, *args)
 
     monkeypatch.setattr(build_module, "_render_one", failing)
     for path in sorted((config.source.dir / "p").glob("*.md")):  # every page changes
         path.write_text(path.read_text(encoding="utf-8") + "\n<p>more</p>\n", encoding="utf-8")
-    with pytest.raises(OutputError, match="No space left on device"):
-        write_tree(out, plan_site(config, run_pipeline(config)), workers=2)
-    assert tree(out) == before
-
-
-def test_a_render_process_that_dies_stops_the_build_and_keeps_the_output(tmp_path, monkeypatch):
-    import feeds.build as build_module
-
-    config = _many_pages(tmp_path)
-    out = tmp_path / "public"
-    write_tree(out, plan_site(config, run_pipeline(config)), workers=2)
-    before = tree(out)
-    real = build_module._render_one
-    parent = os.getpid()
-    rendered = []
-
-    def dying(job, *args):
-        rendered.append(job[0])
-        if os.getpid() != parent and len(rendered) > 3:  # killed mid-way through its work
-            os._exit(9)
-        return real(job, *args)
-
-    monkeypatch.setattr(build_module, "_render_one", dying)
-    for path in sorted((config.source.dir / "p").glob("*.md")):
-        path.write_text(path.read_text(encoding="utf-8") + "\n<p>more</p>\n", encoding="utf-8")
-    with pytest.raises(RuntimeError, match="render process ended without its results \\(exit code 9\\)"):
+    with pytest.raises(error, match=message):
         write_tree(out, plan_site(config, run_pipeline(config)), workers=2)
     assert tree(out) == before
