@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import pickle
 import shutil
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -316,7 +317,6 @@ def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, 
             _remove(root + "/" + relative)
             _remove(root + "/" + relative + ".gz")
             _remove_empty_parents(root, relative)
-    kinds: dict[str, str] = {}
     absorbing = threading.Lock()
 
     def absorb(part: list[tuple]) -> None:
@@ -325,7 +325,7 @@ def _fill(build: Path, previous: Path | None, old: dict, in_place: dict, items, 
             for index, digest, kind, stamp, outcome, size, linked_in_spare in part:
                 site_path, item = todo[index][0], todo[index][1]
                 # the path and key are this process's own objects; a child's copies would double them
-                entry = [item.key, digest, kinds.setdefault(kind, kind), stamp]
+                entry = [item.key, digest, sys.intern(kind), stamp]
                 manifest[site_path] = entry
                 if linked_in_spare:
                     spared[site_path] = entry
