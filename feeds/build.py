@@ -539,11 +539,11 @@ def _remove_empty_parents(root: str, relative: str) -> None:
 # Folders this process knows exist in the build (and spare) being written:
 # a new site makes a folder for nearly every file (/posts/<id>/), and on a
 # slow disk a failed open and a stat before each mkdir cost as much as the
-# mkdir. Emptied whenever a render starts.
+# mkdir. Emptied whenever a render starts, and every KNOWN_FOLDERS_MAX
+# folders: most hold one post page and are never met again (remembering
+# all cost each render process 27 MB at 100,000 posts), and a forgotten
+# one costs a failed mkdir when it is met again.
 _KNOWN_FOLDERS: set[str] = set()
-# Most folders hold one post page (and its .gz) and are never met again;
-# remembering every one cost each render process 27 MB at 100,000 posts. A
-# folder forgotten at a clear costs one failed mkdir when it is met again.
 KNOWN_FOLDERS_MAX = 4096
 
 
