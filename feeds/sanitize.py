@@ -8,8 +8,11 @@ hands every token through three stages, in this order:
    lazy-image attributes and makes every URL absolute;
 2. bleach's ``BleachSanitizerFilter.sanitize_token`` enforces the allowlist
    of tags, attributes and URL protocols: the security boundary is bleach's;
-3. tidy (ours) drops empty paragraphs and blank-line runs; the plain text and
-   the first image for summaries are read off the final tokens.
+3. tidy (ours) drops empty paragraphs and blank-line runs.
+
+The final tokens are written out in one more loop (``serialize``), which
+writes what bleach's serializer writes and reads off the plain text and the
+first image for summaries on the way.
 
 The parser is told about the to-be-removed tags so that it builds them as
 elements (with script/style content as raw text) instead of bleach's usual
@@ -676,25 +679,115 @@ class _Pass:
         return self.out
 
 
-def _text_and_first_image(tokens: list[dict]) -> tuple[str, str | None]:
-    """Plain text (block boundaries as newlines) and the first absolute image."""
-    parts = []
+_BOOLEAN_ATTRIBUTES = html5lib_constants.booleanAttributes
+_BOOLEAN_ANYWHERE = _BOOLEAN_ATTRIBUTES.get("", frozenset())
+_NO_NAMES: frozenset[str] = frozenset()
+
+
+def _escape_text(data: str) -> str:
+    # xml.sax.saxutils.escape, which html5lib's serializer uses for text
+    if "&" in data:
+        data = data.replace("&", "&amp;")
+    if "<" in data:
+        data = data.replace("<", "&lt;")
+    if ">" in data:
+        data = data.replace(">", "&gt;")
+    return data
+
+
+def serialize(tokens: list[dict], escape_base_amp) -> tuple[str, str, str | None]:
+    """The tokens as HTML, their plain text and their first absolute image, in one pass.
+
+    The HTML is what bleach's serializer (html5lib's, with the options
+    BleachSanitizer used to pass it) writes for these tokens, byte for byte:
+    attribute values double-quoted unless they hold only double quotes,
+    boolean attributes minimized, and `escape_base_amp` (bleach's) applied
+    where bleach's serializer applies it. That includes its quirk of also
+    applying it to whatever follows a lone "=" text token met after an end
+    tag, which it takes for an attribute's "=". Going through html5lib's
+    generators cost a tenth of sanitizing a body.
+
+    The text has block boundaries as newlines, for summaries.
+    """
+    html_parts: list[str] = []
+    emit = html_parts.append
+    text_parts: list[str] = []
+    keep_text = text_parts.append
     first_image = None
+    in_tag = after_equals = False
     for token in tokens:
         kind = token["type"]
-        if kind == "Characters" or kind == "SpaceCharacters":
-            parts.append(token["data"])
-        elif kind == "Entity":
-            parts.append(html.unescape(f"&{token['name']};"))
-        elif kind == "StartTag" or kind == "EndTag" or kind == "EmptyTag":
+        if kind == "Characters" or kind == "SpaceCharacters" or kind == "Entity":
+            if kind == "Characters":
+                data = token["data"]
+                keep_text(data)
+                piece = _escape_text(data)
+            elif kind == "Entity":
+                piece = f"&{token['name']};"
+                keep_text(html.unescape(piece))
+            else:
+                piece = token["data"]
+                keep_text(piece)
+            if in_tag:
+                if after_equals:
+                    if piece != '"':
+                        html_parts.extend(escape_base_amp(piece))
+                        after_equals = False
+                        continue
+                elif piece == "=":
+                    after_equals = True
+            emit(piece)
+        elif kind == "StartTag" or kind == "EmptyTag":
             name = token["name"]
             if name in _BLOCK_TAGS:
-                parts.append("\n")
-            if name == "img" and first_image is None and kind != "EndTag":
-                src = {key[1]: value for key, value in token.get("data", {}).items()}.get("src")
-                if src and src.startswith(("http://", "https://")):
-                    first_image = src
-    return "".join(parts), first_image
+                keep_text("\n")
+            in_tag = True
+            after_equals = False  # escape_base_amp leaves "<name" as it is
+            emit("<" + name)
+            data = token["data"]
+            if data:
+                minimized = _BOOLEAN_ATTRIBUTES.get(name, _NO_NAMES)
+                for (_, key), value in data.items():
+                    if key in minimized or key in _BOOLEAN_ANYWHERE:
+                        emit(" " + key)
+                        continue
+                    if "&" in value:
+                        value = value.replace("&", "&amp;")
+                    if "<" in value:
+                        value = value.replace("<", "&lt;")
+                    if '"' in value and "'" not in value:
+                        # single-quoted: bleach's serializer passes these through as html5lib wrote them
+                        emit(f" {key}='{value}'")
+                        continue
+                    if '"' in value:
+                        value = value.replace('"', "&quot;")
+                    if "&" in value:
+                        value = "".join(escape_base_amp(value))
+                    emit(f' {key}="{value}"')
+                if name == "img" and first_image is None:
+                    src = None
+                    for (_, key), value in data.items():
+                        if key == "src":
+                            src = value
+                    if src and src.startswith(("http://", "https://")):
+                        first_image = src
+            emit(">")
+            in_tag = False
+        elif kind == "EndTag":
+            name = token["name"]
+            if name in _BLOCK_TAGS:
+                keep_text("\n")
+            in_tag = True  # bleach's serializer: anything starting with "<" opens a tag
+            after_equals = False
+            emit(f"</{name}>")
+        elif kind == "Comment":
+            in_tag = True
+            after_equals = False
+            emit(f"<!--{token['data']}-->")
+        elif kind == "Doctype":
+            raise ValueError("a doctype token cannot reach the serializer")  # the walk drops doctypes
+        # anything else (SerializeError) writes nothing, as in html5lib
+    return "".join(html_parts), "".join(text_parts), first_image
 
 
 def prepare_body(body: str) -> tuple[str, tuple[str, ...]]:
@@ -814,6 +907,7 @@ class BleachSanitizer:
             strip_html_comments=True,
         )
         self.drop_rule = DropRule(policy)
+        # kept for its escape_base_amp, which serialize() calls as bleach's serializer does
         self.serializer = html5lib_shim.BleachHTMLSerializer(
             quote_attr_values="always",
             omit_optional_tags=False,
@@ -831,8 +925,7 @@ class BleachSanitizer:
         run = _Pass(self, base_url)
         run.walk(dom)
         tokens = run.finish()
-        out = self.serializer.render(tokens)
-        text, first_image = _text_and_first_image(tokens)
+        out, text, first_image = serialize(tokens, self.serializer.escape_base_amp)
         return CleanBody(squeeze_blank_lines(xml_safe(out)).strip(), text, first_image, frozenset(run.dropped_images), notes)
 
 
