@@ -640,6 +640,33 @@ def bleach_alone(bodies: list[str]) -> dict:
             "output_mb": round(out / MB, 2), "mb_per_s": round(size / MB / wall, 2)}
 
 
+
+PROBE_BODIES = 400
+
+
+class SpeedProbe:
+    """bleach alone on the same few hundred bodies, timed now and again through the run.
+
+    This project's machines change speed by a quarter within minutes (a
+    fixed pure-Python loop took 0.60 to 0.93 s in one sitting); the probe
+    tells how fast the machine was next to each timed step, so that a
+    verdict decided by that drift can be read as such.
+    """
+
+    def __init__(self, bodies: list[str]):
+        import bleach
+
+        self.bodies = bodies[:PROBE_BODIES]
+        self.cleaner = bleach.sanitizer.Cleaner(tags=BLEACH_TAGS, attributes=BLEACH_ATTRS, protocols={"http", "https", "mailto"}, strip=True, strip_comments=True)
+        self.cleaner.clean(self.bodies[0])  # warm
+        self.taken: dict[str, float] = {}
+
+    def __call__(self, label: str) -> None:
+        t0 = time.perf_counter()
+        for body in self.bodies:
+            self.cleaner.clean(body)
+        self.taken[label] = round((time.perf_counter() - t0) / len(self.bodies) * 1000, 3)  # ms per body
+
 # --------------------------------------------------------------------------
 # 2b. Hugo, from the same posts
 # --------------------------------------------------------------------------
@@ -1190,6 +1217,10 @@ def report(res: dict) -> str:
     limit = res["cold_limit_s"]
     rows.append(f"| bleach alone, 1 process, reused Cleaner | {b['wall_s']:.2f} s (cpu {b['cpu_s']:.1f} s; {b['mb_per_s']:.2f} MB/s) | | | info | |")
     rows.append(f"| implied cold limit = 1.25 × bleach ÷ {cores} cores | {limit:.2f} s | | | info | |")
+    probes = res.get("probe_ms_per_body") or {}
+    if probes:
+        rows.append(f"| machine speed: bleach alone on the same {PROBE_BODIES} bodies, ms per body, through the run | "
+                    + "; ".join(f"{label} {ms:.2f}" for label, ms in probes.items()) + " | | | info | |")
     t = res["targets"]
     for key, label, target in (
         ("cold", "cold build (empty cache, no output)", f"≤ {limit:.2f} s"),
@@ -1202,6 +1233,12 @@ def report(res: dict) -> str:
         sm = r.get("summary") or {}
         work = f"; {sm['processed']} processed, {sm['written']} files written" if sm else "; no summary line"
         rows.append(f"| {label} | {r['wall_s']:.2f} s (rc {r['rc']}, cpu {r['cpu_user_s'] + r['cpu_sys_s']:.1f} s{work}) | | {mem} | {target} | {verdict(t[key])} |")
+    drift = _probe_drift(probes, ("before bleach alone", "after bleach alone"), ("after bleach alone", "after the cold build"))
+    if drift:
+        # the verdict above stays on the raw times; this says what the machine's drift did to it
+        cold_s = res["builds"]["cold"]["wall_s"]
+        rows.append(f"| cold build ÷ the limit, bleach alone scaled by the probes around each (the machine ran {drift:.2f}× as long per body "
+                    f"during the cold build as during bleach alone) | {cold_s / limit:.2f} raw, {cold_s / (limit * drift):.2f} scaled | | | info | |")
     if "cold_nh3" in res["builds"]:
         r = res["builds"]["cold_nh3"]
         sm = r.get("summary") or {}
@@ -1254,6 +1291,13 @@ def report(res: dict) -> str:
     elif s:
         rows.append(f"| serve | failed: {s.get('error', '?')} | | | | |")
     return "\n".join(rows)
+
+
+def _probe_drift(probes: dict, first: tuple[str, str], second: tuple[str, str]) -> float | None:
+    """How much slower the machine ran around the second step than around the first (probe means)."""
+    if not all(label in probes for label in first + second):
+        return None
+    return (probes[second[0]] + probes[second[1]]) / (probes[first[0]] + probes[first[1]])
 
 
 def hugo_rows(res: dict, n: int) -> list[str]:
@@ -1343,7 +1387,11 @@ def main() -> int:
         print("# bleach alone ...", file=sys.stderr, flush=True)
         bodies = [split_body(p.read_text(encoding="utf-8")) for p in files]
         res["loadavg_before_bleach"] = os.getloadavg()
+        probe = SpeedProbe(bodies)
+        res["probe_ms_per_body"] = probe.taken
+        probe("before bleach alone")
         res["bleach"] = bleach_alone(bodies)
+        probe("after bleach alone")
         del bodies
         res["cold_limit_s"] = round(1.25 * res["bleach"]["wall_s"] / cores, 3)
 
@@ -1361,6 +1409,7 @@ def main() -> int:
         res["loadavg"] = {"before_cold": os.getloadavg()}
         fingerprints = res["package_fingerprints"] = [package_fingerprint()]
         builds["cold"] = run_measured(build_cmd, root, root / "logs" / "cold")
+        probe("after the cold build")
         fingerprints.append(package_fingerprint())
         print("# no-change rebuild ...", file=sys.stderr, flush=True)
         res["loadavg"]["before_nochange"] = os.getloadavg()
@@ -1397,6 +1446,7 @@ def main() -> int:
             print("# cold build, nh3 engine ...", file=sys.stderr, flush=True)
             res["loadavg"]["before_cold_nh3"] = os.getloadavg()
             builds["cold_nh3"] = run_measured([FEEDS, "build", "--config", str(nh3_cfg)], root, root / "logs" / "cold-nh3")
+            probe("after the nh3 cold build")
             fingerprints.append(package_fingerprint())
             res["package_changed_during_builds"] = len(set(fingerprints)) > 1
 
@@ -1408,6 +1458,7 @@ def main() -> int:
             print("# Hugo full build (laying out its copy of the posts first, not timed) ...", file=sys.stderr, flush=True)
             try:
                 res["hugo"] = hugo_bench(root, root / "posts", files, args.hugo_content)
+                probe("after Hugo")
             except Exception as exc:  # report, do not judge
                 res["hugo"] = {"error": f"{type(exc).__name__}: {exc}"}
         hugo_ok = "build" in res["hugo"] and res["hugo"]["build"]["rc"] == 0 and res["hugo"]["output"]["complete"]
