@@ -103,16 +103,19 @@ def archive_pages(entries: tuple[int, ...], items: int) -> tuple[tuple[int, ...]
     return current, pages
 
 
-# What a renderer keeps of the entries it made (all formats and kinds
-# together) and of the bodies it read: enough for the documents that list
-# the same posts, planned one after the other (see plan()), to share them,
-# and the same whatever the size of the site. A renderer that goes on to
-# other documents (a worker given another group) lets the old ones go.
-# Each render process holds both: at 10,000 posts, 16 MB of fragments made
-# 2.5% more of them than 32 MB did (48,836 against 47,661) and saved 34 MB
-# at 100,000. A body is rarely asked for twice (a post page once; a full
-# entry once per format, each format in a task of its own).
-FRAGMENT_BUDGET = 16 << 20
+# What a renderer keeps of the entries it made and of the bodies it read:
+# enough for the documents that list the same posts, planned one after the
+# other (see plan()), to share them, and the same whatever the size of the
+# site. A renderer that goes on to other documents lets the old ones go.
+# Brief entries (archives, and the start of every full one) and full ones
+# (a feed's newest items) are kept apart: sharing one budget, the large full
+# entries pushed out brief ones that were then made again, 24% more of them
+# at 10,000 posts. Apart, every brief entry is made once per format there,
+# in the same 16 MB a render process held before. A body is rarely asked
+# for twice (a post page once; a full entry once per format, each format in
+# a task of its own).
+FRAGMENT_BUDGET = 12 << 20
+FULL_FRAGMENT_BUDGET = 4 << 20
 BODY_BUDGET = 1 << 20
 
 
@@ -143,7 +146,8 @@ class _Recent:
 
 class SiteRenderer:
     def __init__(self, config: Config, catalog: Catalog):
-        self._fragments = _Recent(FRAGMENT_BUDGET)  # (format, brief?, article) → entry
+        self._fragments = _Recent(FRAGMENT_BUDGET)  # (format, True, article) → brief entry
+        self._full_fragments = _Recent(FULL_FRAGMENT_BUDGET)  # (format, False, article) → full entry
         self._bodies = _Recent(BODY_BUDGET)
         self._feed_links: dict[str, list[dict]] = {}
         self.config = config
@@ -216,6 +220,7 @@ class SiteRenderer:
     def release(self) -> None:
         """Drop the entry fragments and bodies kept: a live server keeps only the finished files."""
         self._fragments = _Recent(FRAGMENT_BUDGET)
+        self._full_fragments = _Recent(FULL_FRAGMENT_BUDGET)
         self._bodies = _Recent(BODY_BUDGET)
 
     def body(self, index: int) -> str:
@@ -236,7 +241,7 @@ class SiteRenderer:
         Kept encoded: a fragment goes into several documents, which are then
         joined as bytes instead of encoding the whole text of every document.
         """
-        kept = self._fragments
+        kept = self._fragments if brief else self._full_fragments
         found: dict[int, bytes] = {}
         missing = []
         for index in dict.fromkeys(indices):
@@ -319,10 +324,11 @@ class SiteRenderer:
             for fmt in self.formats:
                 path = doc_path(feed.path, fmt, page)
                 render = functools.partial(self._render_doc, feed, meta, fmt, page, last, entries)
-                # a fragment is rendered once per format (and kind: full or
-                # brief) and reused by every feed that lists the article
-                group = f"{fmt}-{'brief' if page else 'full'}"
-                yield newest, Pending(path, make_key(feed_key, path, links_key, entries_key), render, group, 1.0 + 0.06 * len(entries))
+                # a fragment is rendered once per format and reused by every
+                # feed that lists the article; a full entry is made from the
+                # brief one, so both kinds share a group (split by kind, the
+                # two render processes made a third more brief entries)
+                yield newest, Pending(path, make_key(feed_key, path, links_key, entries_key), render, fmt, 1.0 + 0.06 * len(entries))
 
     def entries_key(self, entries) -> str:
         """A digest of the articles listed (each digest is 32 hex digits: joined, they stay apart)."""
