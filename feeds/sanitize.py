@@ -684,17 +684,6 @@ _BOOLEAN_ANYWHERE = _BOOLEAN_ATTRIBUTES.get("", frozenset())
 _NO_NAMES: frozenset[str] = frozenset()
 
 
-def _escape_text(data: str) -> str:
-    # xml.sax.saxutils.escape, which html5lib's serializer uses for text
-    if "&" in data:
-        data = data.replace("&", "&amp;")
-    if "<" in data:
-        data = data.replace("<", "&lt;")
-    if ">" in data:
-        data = data.replace(">", "&gt;")
-    return data
-
-
 def serialize(tokens: list[dict], escape_base_amp) -> tuple[str, str, str | None]:
     """The tokens as HTML, their plain text and their first absolute image, in one pass.
 
@@ -721,7 +710,7 @@ def serialize(tokens: list[dict], escape_base_amp) -> tuple[str, str, str | None
             if kind == "Characters":
                 data = token["data"]
                 keep_text(data)
-                piece = _escape_text(data)
+                piece = html.escape(data, quote=False)  # as xml.sax.saxutils.escape, html5lib's choice
             elif kind == "Entity":
                 piece = f"&{token['name']};"
                 keep_text(html.unescape(piece))
