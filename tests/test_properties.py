@@ -214,3 +214,16 @@ def test_pre_keeps_tabs_and_newlines(code):
 @given(when=st.datetimes(timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))])))
 def test_any_date_never_breaks_the_build(when):
     publish({"dated.md": post_bytes(f"title: Dated\ndate: '{when.isoformat()}'", "<p>x</p>")})
+
+
+@SETTINGS
+@given((st.text(alphabet=st.sampled_from(ODD_CHARS), max_size=40) | st.text(max_size=40)).map(xml_safe))
+@example("line\r\nbreak & <tag> ]]> \u2028")
+def test_a_full_entry_escapes_its_body_as_lxml_does(text):
+    """Full entries splice the body into a feedgen-made entry: it must be escaped exactly as feedgen's lxml writes it."""
+    from feeds.render.xmlfeeds import _escaped_text
+
+    holder = etree.Element("x")
+    holder.text = text
+    assert _escaped_text(text) == etree.tostring(holder, encoding="UTF-8").decode("utf-8")[3:-4]
+

@@ -35,6 +35,7 @@ from ..slug import absolute_url
 from . import jsonfeed, xmlfeeds
 from .common import DocLinks, FeedMeta, feed_id
 from .opml import render_opml
+from .skeleton import Skeletons
 
 FORMAT_FILES = {"atom": "atom", "rss": "rss", "json": "feed"}
 FORMAT_EXT = {"atom": "xml", "rss": "xml", "json": "json"}
@@ -498,23 +499,28 @@ class SiteRenderer:
         tag_feeds = self.tag_feeds
         tags = Markup("".join([self.tag_html(tag_feeds[t]) for t in article.tags if t in tag_feeds]))
         author_feed = self.author_feeds.get(article.author)
-        template = self.template("post.html")
-        page = article.page
-        html = template.render(
-            **self.common(Markup("".join(alternates)) if alternates else self.alternates_html(self.catalog.site), article.permalink),
-            post={
-                "title": article.title,
-                "date": self.format_date(article),  # once per post: kept, it would only grow
-                "iso": article.date.isoformat(),
-                "author": article.author,
-                "author_url": self.url(author_feed.path) if author_feed else "",
-                "original_url": article.original_url,
-                "categories": Markup(" · ").join(crumbs),
-                "tags": tags,
-                "body": self.body(index),
-            },
-        )
-        return page + "index.html", html.encode("utf-8")
+        html = self._post_pages.render({
+            "alternates": Markup("".join(alternates)) if alternates else self.alternates_html(self.catalog.site),
+            "canonical": article.permalink,
+            "title": article.title,
+            "date": self.format_date(article),  # once per post: kept, it would only grow
+            "iso": article.date.isoformat(),
+            "author": article.author,
+            "author_url": self.url(author_feed.path) if author_feed else "",
+            "original_url": article.original_url,
+            "categories": Markup(" · ").join(crumbs),
+            "tags": tags,
+            "body": Markup(self.body(index)),  # sanitized HTML, printed as it is
+        })
+        return article.page + "index.html", html.encode("utf-8")
+
+    @cached_property
+    def _post_pages(self) -> Skeletons:
+        def context(values: dict) -> dict:
+            post = dict(values)
+            return {**self.common(post.pop("alternates"), post.pop("canonical")), "post": post}
+
+        return Skeletons(self.template("post.html"), context)
 
     def render_404(self, path: str) -> bytes:
         template = self.template("404.html")
