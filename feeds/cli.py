@@ -155,7 +155,7 @@ def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
     if not no_cache:
         lines = [str(p) for p in sorted(state.problems, key=lambda p: (p.path, p.line or 0, p.severity, p.message))]
         summary = f"{published}) into {len(catalog.feeds)} feeds; {report.files} files in {config.output.dir}; {errors} errors, {warnings} warnings"
-        uptodate.save(config, use_gzip, stamp, config.output.dir, lines, summary)
+        uptodate.save(config, use_gzip, stamp, config.output.dir, lines, summary, load.recent_keys)
     if errors or (strict and warnings):
         sys.exit(EXIT_PROBLEMS)
 

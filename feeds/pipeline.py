@@ -63,6 +63,9 @@ class LoadResult:
     drafts: int = 0
     processed: int = 0  # files that were not in the cache
     seconds: float = 0.0
+    # rel → content key of the files changed within RACY_SECONDS of the
+    # build's start: the only ones a later stat could fail to tell apart
+    recent_keys: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def make_job(config: Config) -> Job:
@@ -695,6 +698,10 @@ def load_articles(
                 progress(done, total)
 
     cache.record_stats(fresh)
+    racy_after = (seen - RACY_SECONDS) * 1e9
+    recent_keys = {
+        sources[index].rel: key for index, key in keys.items() if max(sources[index].signature[3:5]) >= racy_after
+    }
     error = cache.save(set(keys.values()))
     if error:
         problems.append(Problem(str(cache.directory), None, WARNING, error))
@@ -737,6 +744,7 @@ def load_articles(
         drafts=drafts,
         processed=total,
         seconds=time.perf_counter() - started,
+        recent_keys=recent_keys,
     )
 
 

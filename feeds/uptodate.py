@@ -3,10 +3,14 @@
 A build records what it was made from: every post's stat signature
 (inode, size, mtime and ctime: any write changes ctime), the config and
 the code. When all of that is unchanged, the next build only re-reports the
-recorded problems, without loading the cache or rendering anything. Files
-changed within RACY_SECONDS of the record are never trusted (a write in the
-same clock tick could leave the signature unchanged), so such a build takes
-the normal path.
+recorded problems, without loading the cache or rendering anything. The
+signature of a file changed within RACY_SECONDS of the record cannot be
+trusted (a write in the same clock tick could leave it unchanged), so such
+a file is read again and its content key compared with the one the build
+used, which the record keeps for every file changed that recently (as git
+does for its "racy" index entries). Without that, the build right after a
+post was edited, a second later, took the normal path: 1.4-1.7 s at
+10,000 posts instead of 0.7.
 """
 
 from __future__ import annotations
@@ -19,11 +23,10 @@ from pathlib import Path
 
 from . import __version__
 from .collect import scan_sources
-from .pipeline import code_fingerprint
+from .pipeline import RACY_SECONDS, Cache, code_fingerprint
 from .config import Config
 
 RECORD_NAME = "last-build.json"
-RACY_SECONDS = 2.0
 
 
 def _record_file(config: Config) -> Path:
@@ -68,12 +71,35 @@ def check(config: Config, gzip_siblings: bool, scan=None, fingerprinted: tuple[s
     if os.path.realpath(out) != record.get("target"):
         return None
     stamp, newest = fingerprinted or fingerprint(config, gzip_siblings, scan)
-    if stamp != record.get("stamp") or newest >= record.get("time", 0) - RACY_SECONDS:
+    if stamp != record.get("stamp"):
+        return None
+    racy_after = record.get("time", 0) - RACY_SECONDS
+    if newest >= racy_after and not _same_content(scan, racy_after, record.get("recent_keys") or {}, config):
         return None
     return record
 
 
-def save(config: Config, gzip_siblings: bool, stamp: str, target: Path, problems: list[str], summary: str) -> None:
+def _same_content(scan, racy_after: float, recent_keys: dict, config: Config) -> bool:
+    """Every file changed after `racy_after` still holds what the recorded build read (by content key)."""
+    found, _ = scan if scan is not None else scan_sources(config.source.dir, config.source.pattern)
+    for source in found:
+        st = source.stat
+        if st is None or max(st.st_ctime, st.st_mtime) < racy_after:
+            continue
+        key = recent_keys.get(source.rel)
+        if key is None:
+            return False
+        try:
+            with open(source.path, "rb") as handle:
+                if Cache.key(handle.read(), source.rel) != key:
+                    return False
+        except OSError:
+            return False
+    return True
+
+
+def save(config: Config, gzip_siblings: bool, stamp: str, target: Path, problems: list[str], summary: str, recent_keys: dict[str, str] | None = None) -> None:
+    """Record the build; `recent_keys`: rel → content key of each post changed within RACY_SECONDS of its start."""
     record_file = _record_file(config)
     record = {
         "stamp": stamp,
@@ -81,10 +107,12 @@ def save(config: Config, gzip_siblings: bool, stamp: str, target: Path, problems
         "target": os.path.realpath(target),
         "problems": problems,
         "summary": summary,
+        "recent_keys": recent_keys or {},
     }
     try:
         tmp = record_file.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+        # ASCII: a path that is not valid UTF-8 (kept with surrogate escapes) must survive the trip
+        tmp.write_text(json.dumps(record), encoding="ascii")
         os.replace(tmp, record_file)
     except OSError:
         pass  # only a shortcut: without it the next build takes the normal path
