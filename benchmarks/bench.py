@@ -669,9 +669,10 @@ def bleach_on_every_core(bodies: list[str], cores: int) -> dict:
 
     The cold-build target divides the one-process time by the number of
     cores, as if every core ran as fast alone as together. On this
-    project's machines they do not always: the same cold build took 51 s of
-    CPU one half hour and 84 s the next, with bleach in one process slowed
-    by only a fifth. Timed next to the build, this row tells the two apart.
+    project's machines they do not always: the same cold build used 51 s of
+    CPU in one half hour and 84 s in the next, while bleach in one process
+    read 4.3-4.7 ms per body beside the first and 4.5-4.9 beside the second.
+    Timed next to the build, this row tells the two apart.
     """
     bleach_cleaner().clean(bodies[0])  # import and warm before forking
     settle()
