@@ -1513,9 +1513,12 @@ def main() -> int:
             res["hugo"] = {"skipped": f"hugo not on PATH ({HUGO_INSTALL_HINT})"}
         else:
             print("# laying out Hugo's copy of the posts (not timed) ...", file=sys.stderr, flush=True)
-            hugo_site, facts = layout_hugo(root, root / "posts", files, args.hugo_content)
-            hugo_expected = facts.pop("expected")
-            res["hugo"] = {"version": hugo_version(), "layout": facts}
+            try:
+                hugo_site, facts = layout_hugo(root, root / "posts", files, args.hugo_content)
+                hugo_expected = facts.pop("expected")
+                res["hugo"] = {"version": hugo_version(), "layout": facts}
+            except Exception as exc:  # report, do not judge
+                res["hugo"] = {"error": f"{type(exc).__name__}: {exc}"}
         for k in range(1, rounds + 1):
             last = k == rounds
             print(f"# round {k} of {rounds}: bleach alone ...", file=sys.stderr, flush=True)
@@ -1540,10 +1543,14 @@ def main() -> int:
                 fingerprints.append(package_fingerprint())
             if hugo_site is not None:
                 print(f"# round {k}: Hugo full build ...", file=sys.stderr, flush=True)
-                timed["hugo"].append(hugo_build(root, hugo_site, f"r{k}"))
+                try:
+                    timed["hugo"].append(hugo_build(root, hugo_site, f"r{k}"))
+                except Exception as exc:  # report, do not judge; no more Hugo rounds
+                    res["hugo"] = {"error": f"{type(exc).__name__}: {exc}"}
+                    hugo_site = None
+                    timed["hugo"].clear()
                 probe(f"after Hugo {k}")
         del bodies
-        res["rounds"] = {step: [r["wall_s"] for r in runs] for step, runs in timed.items() if runs}
         res["fastest"] = {}
 
         def fastest(step: str) -> dict:
@@ -1587,7 +1594,7 @@ def main() -> int:
             timed["onepost"].append(run_measured(build_cmd, root, root / "logs" / f"onepost-{k}"))
             fingerprints.append(package_fingerprint())
         res["edited_posts"] = edited
-        res["rounds"].update({step: [r["wall_s"] for r in timed[step]] for step in ("nochange", "onepost")})
+        res["rounds"] = {step: [r["wall_s"] for r in runs] for step, runs in timed.items() if runs}
         builds["nochange"] = fastest("nochange")
         builds["onepost"] = fastest("onepost")
         res["package_changed_during_builds"] = len(set(fingerprints)) > 1

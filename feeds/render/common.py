@@ -14,8 +14,9 @@ _ID_NAMESPACE = uuid.UUID("5f1d7e1e-7c52-4c0b-9a43-2f2b0f6c9d11")
 
 
 # asked for once per format, each format rendered in a task of its own that
-# walks every post: a site larger than the cache misses every time (at 65,536 entries it held 20 MB in each render process of a
-# 100,000-post build and saved nothing); up to this size, each id is made once
+# walks every post: a site larger than the cache misses every time (at 65,536
+# entries it held 20 MB in each render process of a 100,000-post build and
+# saved nothing); up to this size, each id is made once
 @lru_cache(maxsize=1 << 14)
 def entry_id(post_id: str) -> str:
     return "urn:uuid:" + str(uuid.uuid5(_ID_NAMESPACE, "post:" + post_id))

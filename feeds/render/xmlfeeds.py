@@ -122,7 +122,7 @@ def _escaped_text(text: str) -> str:
     sanitized body, already XML-safe: lxml would refuse a character XML
     forbids, and looking for one would cost more than the escaping.
     """
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    return html.escape(text, quote=False).replace("\r", "&#13;")
 
 
 def add_bodies(briefs: list[str], articles, fmt: str, bodies=None) -> list[str]:
