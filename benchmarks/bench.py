@@ -1,12 +1,13 @@
 """End-to-end benchmark of `feeds` on a synthetic mirror-shaped corpus.
 
     .venv/bin/python benchmarks/bench.py --posts 1000 [--json out.json]
-        [--skip-serve] [--skip-naive] [--skip-nh3] [--skip-hugo] [--hugo-content md|html]
+        [--skip-serve] [--skip-naive] [--skip-nh3] [--skip-html5lib] [--skip-hugo] [--hugo-content md|html]
         [--keep DIR] [--workers N] [--seed S] [--rounds R] [--reference FILE]
 
 One run: generate N synthetic posts (seeded; not timed) → R rounds of:
 bleach alone, cold `feeds build` (a subprocess: wall time and peak memory
-of the process tree), cold build with `[sanitize] engine = "nh3"`, Hugo
+of the process tree), cold builds with `[sanitize] engine = "nh3"` and
+`"bleach-html5lib"`, Hugo
 full build of the same posts (if `hugo` is on PATH); each judged on its
 fastest round → no-change and one-post-changed rebuilds → naive
 single-process script → `feeds serve` vs nginx under wrk. Prints one markdown table (PASS/MISS per
@@ -1303,6 +1304,16 @@ def report(res: dict) -> str:
         mem = (f"max proc {r['max_rss_single_process_mb']:.0f}; sum of peaks {r['sum_of_process_peaks_mb']:.0f}; "
                f"concurrent {r['sampled_concurrent_rss_mb']:.0f} (PSS {r['sampled_concurrent_pss_mb']:.0f}); {r['processes']} procs")
         rows.append(f"| cold build, `[sanitize] engine = \"nh3\"` (own cache and output){_fastest_of(res, 'cold_nh3')} | {r['wall_s']:.2f} s (rc {r['rc']}, cpu {r['cpu_user_s'] + r['cpu_sys_s']:.1f} s{work}) | | {mem} | info | |")
+    if "cold_html5lib" in res["builds"]:
+        r = res["builds"]["cold_html5lib"]
+        sm = r.get("summary") or {}
+        work = f"; {sm['processed']} processed, {sm['written']} files written" if sm else "; no summary line"
+        mem = (f"max proc {r['max_rss_single_process_mb']:.0f}; sum of peaks {r['sum_of_process_peaks_mb']:.0f}; "
+               f"concurrent {r['sampled_concurrent_rss_mb']:.0f} (PSS {r['sampled_concurrent_pss_mb']:.0f}); {r['processes']} procs")
+        limit = res.get("cold_limit_s")
+        versus = f"; ÷ the limit: {r['wall_s'] / limit:.2f}" if limit else ""
+        rows.append(f"| cold build, `[sanitize] engine = \"bleach-html5lib\"` (bleach's own pure-Python parser instead of lexbor; own cache and output){_fastest_of(res, 'cold_html5lib')} "
+                    f"| {r['wall_s']:.2f} s (rc {r['rc']}, cpu {r['cpu_user_s'] + r['cpu_sys_s']:.1f} s{work}{versus}) | | {mem} | info | |")
     rows.extend(hugo_rows(res, n))
     if res.get("package_changed_during_builds"):
         rows.append("| WARNING | the feeds package's source changed between builds (cache keyed on it was invalidated): rebuild numbers are not valid | | | | |")
@@ -1441,6 +1452,7 @@ def main() -> int:
     ap.add_argument("--skip-serve", action="store_true")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--skip-nh3", action="store_true", help="no cold build with [sanitize] engine = \"nh3\"")
+    ap.add_argument("--skip-html5lib", action="store_true", help="no cold build with [sanitize] engine = \"bleach-html5lib\"")
     ap.add_argument("--skip-hugo", action="store_true", help="no Hugo full build of the same posts")
     ap.add_argument("--hugo-content", choices=("md", "html"), default="md",
                     help="Hugo's copy of the posts: .md (goldmark, unsafe HTML passes through; default) or .html (used as is)")
@@ -1503,7 +1515,7 @@ def main() -> int:
         res["params"]["bytecode"] = compile_package()
         res["params"]["rounds"] = rounds
         builds = res["builds"] = {}
-        timed: dict[str, list[dict]] = {"bleach": [], "bleach_every_core": [], "cold": [], "cold_nh3": [], "hugo": [], "nochange": [], "onepost": []}
+        timed: dict[str, list[dict]] = {"bleach": [], "bleach_every_core": [], "cold": [], "cold_nh3": [], "cold_html5lib": [], "hugo": [], "nochange": [], "onepost": []}
         fingerprints = res["package_fingerprints"] = [package_fingerprint()]
         res["loadavg"] = {}
         hugo_site = None
@@ -1541,6 +1553,13 @@ def main() -> int:
                 timed["cold_nh3"].append(run_measured([FEEDS, "build", "--config", str(nh3_cfg)], root, root / "logs" / f"cold-nh3-{k}"))
                 probe(f"after the nh3 cold build {k}")
                 fingerprints.append(package_fingerprint())
+            if not args.skip_html5lib:
+                h5_cfg = write_engine_config(cfg, "bleach-html5lib", "html5lib" if last else f"html5lib-r{k}")
+                print(f"# round {k}: cold build, bleach-html5lib engine ...", file=sys.stderr, flush=True)
+                res["loadavg"][f"before_cold_html5lib {k}"] = os.getloadavg()
+                timed["cold_html5lib"].append(run_measured([FEEDS, "build", "--config", str(h5_cfg)], root, root / "logs" / f"cold-html5lib-{k}"))
+                probe(f"after the bleach-html5lib cold build {k}")
+                fingerprints.append(package_fingerprint())
             if hugo_site is not None:
                 print(f"# round {k}: Hugo full build ...", file=sys.stderr, flush=True)
                 try:
@@ -1566,6 +1585,8 @@ def main() -> int:
         res["cold_pss_mb_highest"] = max(r["sampled_concurrent_pss_mb"] for r in timed["cold"])
         if timed["cold_nh3"]:
             builds["cold_nh3"] = fastest("cold_nh3")
+        if timed["cold_html5lib"]:
+            builds["cold_html5lib"] = fastest("cold_html5lib")
         if timed["bleach_every_core"]:
             res["bleach_every_core"] = fastest("bleach_every_core")
         if timed["hugo"]:
@@ -1638,7 +1659,7 @@ def main() -> int:
             shutil.rmtree(earlier_run, ignore_errors=True)
 
     print()
-    for key in ("cold", "nochange", "onepost", "cold_nh3"):
+    for key in ("cold", "nochange", "onepost", "cold_nh3", "cold_html5lib"):
         if key not in res["builds"]:
             continue
         r = res["builds"][key]

@@ -129,7 +129,7 @@ SECTIONS: dict[str, type] = {
 }
 
 KNOWN_FORMATS = ("atom", "rss", "json")
-KNOWN_ENGINES = ("bleach", "nh3")
+KNOWN_ENGINES = ("bleach", "bleach-html5lib", "nh3")
 
 
 def _type_name(value: Any) -> str:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from feeds.sanitize import Policy, absolutize, get_sanitizer
 
 BASE = "https://example.org/posts/x/"
-ENGINES = ["bleach", "nh3"]
+ENGINES = ["bleach", "bleach-html5lib", "nh3"]
 
 
 @pytest.fixture(params=ENGINES)
@@ -283,9 +283,71 @@ def test_serializer_writes_what_bleachs_serializer_writes(tokens):
 def test_sanitized_tokens_serialize_as_bleach_would(body):
     from feeds.sanitize import _Pass, serialize
 
+    from selectolax.lexbor import LexborHTMLParser
+
     sanitizer = get_sanitizer("bleach", Policy())
-    run = _Pass(sanitizer, BASE)
-    run.walk(sanitizer.parser.parseFragment(body))
-    tokens = run.finish()
     reference = _bleach_serializer()
-    assert serialize(tokens, reference.escape_base_amp)[0] == reference.render(tokens)
+    on_html5lib = _Pass(sanitizer, BASE)
+    on_html5lib.walk(sanitizer.parser.parseFragment(body))
+    on_lexbor = _Pass(sanitizer, BASE)
+    on_lexbor.walk_lexbor(LexborHTMLParser(body, is_fragment=True).root, "&#" in body)
+    for run in (on_html5lib, on_lexbor):
+        tokens = run.finish()
+        assert serialize(tokens, reference.escape_base_amp)[0] == reference.render(tokens)
+
+
+# ------------------------------------- lexbor's tree vs bleach's own parser's
+
+def _bodies(folder):
+    from pathlib import Path
+
+    from feeds.collect import parse_post_bytes
+
+    for path in sorted(Path(folder).rglob("*.md")):
+        post, _ = parse_post_bytes(path.read_bytes(), path, path.name, str(path))
+        if post is not None and post.body.strip():
+            yield path.name, post.body
+
+
+def _same_page(folder):
+    """Both bleach engines make the same page of every post in the folder.
+
+    lexbor hands over character references read (`{`), bleach's parser as
+    written (`&#123;`): the markup is compared with references read.
+    """
+    import html
+
+    policy = Policy(drop_selectors=(".appendQr_wrap",), placeholder_image_hosts=("picsum.photos",))
+    lexbor, html5lib_parser = get_sanitizer("bleach", policy), get_sanitizer("bleach-html5lib", policy)
+    count = 0
+    for name, body in _bodies(folder):
+        ours, theirs = lexbor.clean(body, BASE), html5lib_parser.clean(body, BASE)
+        assert html.unescape(ours.html) == html.unescape(theirs.html), name
+        assert (ours.text, ours.first_image, ours.dropped_images) == (theirs.text, theirs.first_image, theirs.dropped_images), name
+        count += 1
+    return count
+
+
+def test_both_parsers_make_the_same_pages_of_the_example_posts():
+    from conftest import REPO
+
+    assert _same_page(REPO / "examples" / "posts") >= 10
+
+
+def test_both_parsers_make_the_same_pages_of_the_corpus(corpus):
+    assert _same_page(corpus) >= 30
+
+
+@pytest.mark.parametrize(
+    "body, shown",
+    [
+        # what a browser shows: the rest of the body is text after <plaintext>, <xmp> holds text
+        ('<p>a</p><plaintext><p onclick="x()">b', '<p>a</p>&lt;p onclick="x()"&gt;b'),
+        ("<xmp><b>x</b></xmp>", "&lt;b&gt;x&lt;/b&gt;"),
+        # character references arrive read, and are written escaped where they must be
+        ("<p>&#123;&lt;&amp;&nbsp;&#x4e2d;</p>", "<p>{&lt;&amp;\u00a0中</p>"),
+        ('<a href="/x?a=1&amp;b=2">l</a>', '<a href="https://example.org/x?a=1&amp;b=2" rel="noopener noreferrer nofollow">l</a>'),
+    ],
+)
+def test_lexbor_engine_shows_what_a_browser_shows(body, shown):
+    assert get_sanitizer("bleach", Policy()).clean(body, BASE).html == shown

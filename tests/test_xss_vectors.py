@@ -1,7 +1,7 @@
 """Known XSS filter-evasion vectors against the body sanitizer.
 
 Vectors live in tests/xss/vectors.toml (see the header there). Every vector
-runs through every engine (`bleach`, and `nh3` once feeds.sanitize_nh3 exists:
+runs through every engine (`bleach`, `bleach-html5lib`, and `nh3` once feeds.sanitize_nh3 exists:
 until then those cases skip) and the *output* is judged by an oracle that
 parses it the way the article page will be parsed, rather than by searching
 for substrings.
@@ -73,7 +73,7 @@ VECTORS_FILE = Path(__file__).resolve().parent / "xss" / "vectors.toml"
 BASE_URL = "https://source.example/blog/2021/post.html"  # the post's original link
 IFRAME_HOSTS = ("www.youtube.com",)
 POLICIES = {"default": Policy(), "iframes": Policy(iframe_hosts=IFRAME_HOSTS)}
-ENGINES = ["bleach", "nh3"]
+ENGINES = ["bleach", "bleach-html5lib", "nh3"]
 
 XHTML = "http://www.w3.org/1999/xhtml"
 SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
