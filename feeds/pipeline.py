@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
+import mmap
 import os
 import pickle
 import secrets
@@ -19,6 +20,7 @@ import shutil
 import time
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from datetime import datetime, timedelta, timezone
@@ -136,8 +138,60 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="feeds-parent-watch", daemon=True).start()
 
 
-def _process_batch(batch: list[tuple[str, str, str]], job: Job, body_dir: str | None) -> list[tuple[str | None, Outcome]]:
-    return [process_file(path, rel, display, job, body_dir) for path, rel, display in batch]
+# In a load worker: one byte per source file, in memory shared with the
+# build, saying which posts the worker has started and finished. When a
+# worker dies (a C library crashing on a hostile body), the posts it had
+# started are the suspects.
+_MARKS: mmap.mmap | None = None
+_STARTED, _FINISHED = 1, 2
+
+
+def _process_batch(batch: list[tuple[int, str, str, str]], job: Job, body_dir: str | None) -> list[tuple[str | None, Outcome]]:
+    marks = _MARKS
+    results = []
+    for index, path, rel, display in batch:
+        if marks is not None:
+            marks[index] = _STARTED
+        results.append(process_file(path, rel, display, job, body_dir))
+        if marks is not None:
+            marks[index] = _FINISHED
+    return results
+
+
+def _process_and_send(send, path: str, rel: str, display: str, job: Job, body_dir: str | None) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not `feeds serve`'s handler
+    send.send(process_file(path, rel, display, job, body_dir))
+    send.close()
+
+
+def process_file_alone(path: str, rel: str, display: str, job: Job, body_dir: str | None) -> tuple[str | None, Outcome]:
+    """process_file in a forked process of its own, so that a crash costs only this post."""
+    import multiprocessing
+    import signal
+
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_process_and_send, args=(send, path, rel, display, job, body_dir), daemon=True)
+    child.start()
+    send.close()
+    try:
+        result = receive.recv()
+    except EOFError:  # it died before sending
+        result = None
+    finally:
+        receive.close()
+        child.join()
+    if result is not None:
+        return result
+    code = child.exitcode
+    try:
+        how = f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exited with status {code}"
+    except ValueError:
+        how = f"was killed by signal {-code}"
+    message = f"the process sanitizing this post {how}: not published (a bug in feeds or a library it uses; the other posts are not affected)"
+    return None, Outcome(None, (Problem(display, None, ERROR, message),))
 
 
 def process_file(path: str, rel: str, display: str, job: Job, body_dir: str | None) -> tuple[str | None, Outcome]:
@@ -676,20 +730,7 @@ def load_articles(
         progress(0, total)
     workers = config.build.worker_count
     if total >= INLINE_LIMIT and workers > 1:
-        batch_size = max(8, min(64, total // (workers * 8) or 8))
-        batches = [todo[i : i + batch_size] for i in range(0, total, batch_size)]
-        done = 0
-        with ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
-            futures = [
-                (batch, pool.submit(_process_batch, [(sources[i].path, sources[i].rel, sources[i].display) for i in batch], job, body_dir))
-                for batch in batches
-            ]
-            for batch, future in futures:
-                for index, (key, outcome) in zip(batch, future.result()):
-                    finish(index, key, outcome)
-                done += len(batch)
-                if progress:
-                    progress(done, total)
+        _load_in_workers(todo, sources, job, body_dir, workers, finish, progress)
     else:
         for done, index in enumerate(todo, 1):
             source = sources[index]
@@ -746,6 +787,56 @@ def load_articles(
         seconds=time.perf_counter() - started,
         recent_keys=recent_keys,
     )
+
+
+def _load_in_workers(todo: list[int], sources: list, job: Job, body_dir: str | None, workers: int, finish, progress) -> None:
+    """process_file for every source in `todo`, in a pool of worker processes.
+
+    A worker that dies takes the pool with it and the results not yet
+    received: the posts any worker had started are then processed again
+    one by one, each in a process of its own (a post that crashes that one
+    too is reported and not published), and the rest in a new pool.
+    """
+    global _MARKS
+    total = len(todo)
+    done = 0
+    marks = mmap.mmap(-1, len(sources))
+    _MARKS = marks  # forked workers share the mapping
+    try:
+        pending = todo
+        while pending:
+            received: set[int] = set()
+            batch_size = max(8, min(64, len(pending) // (workers * 8) or 8))
+            batches = [pending[i : i + batch_size] for i in range(0, len(pending), batch_size)]
+            try:
+                with ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
+                    futures = [
+                        (batch, pool.submit(_process_batch, [(i, sources[i].path, sources[i].rel, sources[i].display) for i in batch], job, body_dir))
+                        for batch in batches
+                    ]
+                    for batch, future in futures:
+                        for index, (key, outcome) in zip(batch, future.result()):
+                            finish(index, key, outcome)
+                        received.update(batch)
+                        done += len(batch)
+                        if progress:
+                            progress(done, total)
+                pending = []
+            except BrokenProcessPool:
+                lost = [index for index in pending if index not in received]
+                suspects = [index for index in lost if marks[index] == _STARTED]
+                if not suspects:
+                    raise  # no post was being processed: nothing to isolate
+                for index in suspects:
+                    source = sources[index]
+                    finish(index, *process_file_alone(source.path, source.rel, source.display, job, body_dir))
+                    done += 1
+                    if progress:
+                        progress(done, total)
+                pending = [index for index in lost if marks[index] != _STARTED]
+    finally:
+        _MARKS = None
+        marks.close()
 
 
 def _share_values(article: Article, shared: dict) -> None:

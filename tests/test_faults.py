@@ -314,3 +314,36 @@ def test_damaged_stored_body_is_remade_never_published(tmp_path, damage):
         assert state.load.processed == 8
     _, cold = build_in_memory(config)
     assert {p: r.body for p, r in render_resources(config, state)} == {p: r.body for p, r in cold.items()}
+
+
+def test_a_post_that_crashes_its_worker_costs_only_that_post(tmp_path, monkeypatch):
+    # what a C parser crashing on a hostile body looks like to the build
+    import feeds.pipeline as pipeline
+
+    source = tmp_path / "posts"
+    many_posts(source, 80)
+    write_post(source, "编程/crash.md", post_text(title="crash", body="<p>CRASH-HERE</p>"))
+    processing = pipeline.process_source
+
+    def crashing(raw, *args):
+        if b"CRASH-HERE" in raw:
+            import faulthandler
+
+            faulthandler.disable()  # pytest's would print a traceback of this expected crash
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return processing(raw, *args)
+
+    monkeypatch.setattr(pipeline, "process_source", crashing)
+    config = make_config(source, tmp_path, build={"cache_dir": str(tmp_path / "cache"), "workers": 2})
+    state = run_pipeline(config)
+    titles = {article.title for article in state.catalog.articles}
+    assert len(titles) == 80 and "crash" not in titles
+    [crash] = [problem for problem in state.problems if problem.path.endswith("crash.md")]
+    assert crash.severity == "error" and "killed by SIGSEGV" in crash.message and "not published" in crash.message
+    assert not [problem for problem in state.problems if problem.severity == "error" and problem is not crash]
+
+    # not cached: once the post no longer crashes, the next build publishes it
+    monkeypatch.setattr(pipeline, "process_source", processing)
+    state = run_pipeline(config)
+    assert "crash" in {article.title for article in state.catalog.articles}
+    assert not [problem for problem in state.problems if problem.severity == "error"]
