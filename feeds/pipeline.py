@@ -158,6 +158,24 @@ def _process_batch(batch: list[tuple[int, str, str, str]], job: Job, body_dir: s
     return results
 
 
+def _process_all_and_send(send, batch: list[tuple[int, str, str, str]], job: Job, body_dir: str | None) -> None:
+    """In a forked child: each post's (index, result) as soon as it is made; ("raise", exception) ends it."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not `feeds serve`'s handler
+    for index, path, rel, display in batch:
+        try:
+            result = process_file(path, rel, display, job, body_dir)
+        except BaseException as exc:  # the build's to report, as it would be without the fork
+            try:
+                send.send(("raise", exc))
+            except Exception:  # an exception that cannot be pickled
+                send.send(("raise", RuntimeError(f"{type(exc).__name__}: {exc}")))
+            break
+        send.send((index, result))
+    send.close()
+
+
 def _process_and_send(send, path: str, rel: str, display: str, job: Job, body_dir: str | None) -> None:
     import signal
 
@@ -731,12 +749,8 @@ def load_articles(
     workers = config.build.worker_count
     if total >= INLINE_LIMIT and workers > 1:
         _load_in_workers(todo, sources, job, body_dir, workers, finish, progress)
-    else:
-        for done, index in enumerate(todo, 1):
-            source = sources[index]
-            finish(index, *process_file(source.path, source.rel, source.display, job, body_dir))
-            if progress and (done % 16 == 0 or done == total):
-                progress(done, total)
+    elif todo:
+        _load_in_a_child(todo, sources, job, body_dir, finish, progress)
 
     cache.record_stats(fresh)
     racy_after = (seen - RACY_SECONDS) * 1e9
@@ -837,6 +851,54 @@ def _load_in_workers(todo: list[int], sources: list, job: Job, body_dir: str | N
     finally:
         _MARKS = None
         marks.close()
+
+
+def _load_in_a_child(todo: list[int], sources: list, job: Job, body_dir: str | None, finish, progress) -> None:
+    """process_file for a few sources in one forked process, so that a crash cannot take the build down.
+
+    Starting a pool costs more than these posts take; a fork costs a few
+    milliseconds. Results come back one by one: when the child dies, the post
+    it was on is processed again alone (and reported if it crashes that
+    process too), and a new child goes on with the rest.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    total = len(todo)
+    done = 0
+    pending = todo
+    while pending:
+        receive, send = context.Pipe(duplex=False)
+        batch = [(index, sources[index].path, sources[index].rel, sources[index].display) for index in pending]
+        child = context.Process(target=_process_all_and_send, args=(send, batch, job, body_dir), daemon=True)
+        child.start()
+        send.close()
+        received = 0
+        try:
+            while received < len(pending):
+                try:
+                    index, result = receive.recv()
+                except EOFError:  # the child died
+                    break
+                if index == "raise":
+                    raise result
+                finish(index, *result)
+                received += 1
+                done += 1
+                if progress and (done % 16 == 0 or done == total):
+                    progress(done, total)
+        finally:
+            receive.close()
+            child.join()
+        if received == len(pending):
+            return
+        suspect = pending[received]
+        source = sources[suspect]
+        finish(suspect, *process_file_alone(source.path, source.rel, source.display, job, body_dir))
+        done += 1
+        if progress and (done % 16 == 0 or done == total):
+            progress(done, total)
+        pending = pending[received + 1 :]
 
 
 def _share_values(article: Article, shared: dict) -> None:

@@ -316,12 +316,14 @@ def test_damaged_stored_body_is_remade_never_published(tmp_path, damage):
     assert {p: r.body for p, r in render_resources(config, state)} == {p: r.body for p, r in cold.items()}
 
 
-def test_a_post_that_crashes_its_worker_costs_only_that_post(tmp_path, monkeypatch):
-    # what a C parser crashing on a hostile body looks like to the build
+@pytest.mark.parametrize("posts, workers", [(80, 2), (6, 1)], ids=["pool", "few-posts"])
+def test_a_post_that_crashes_its_worker_costs_only_that_post(tmp_path, monkeypatch, posts, workers):
+    # what a C parser crashing on a hostile body looks like to the build:
+    # in a pool of workers, and in the one child that processes a few posts
     import feeds.pipeline as pipeline
 
     source = tmp_path / "posts"
-    many_posts(source, 80)
+    many_posts(source, posts)
     write_post(source, "编程/crash.md", post_text(title="crash", body="<p>CRASH-HERE</p>"))
     processing = pipeline.process_source
 
@@ -334,10 +336,10 @@ def test_a_post_that_crashes_its_worker_costs_only_that_post(tmp_path, monkeypat
         return processing(raw, *args)
 
     monkeypatch.setattr(pipeline, "process_source", crashing)
-    config = make_config(source, tmp_path, build={"cache_dir": str(tmp_path / "cache"), "workers": 2})
+    config = make_config(source, tmp_path, build={"cache_dir": str(tmp_path / "cache"), "workers": workers})
     state = run_pipeline(config)
     titles = {article.title for article in state.catalog.articles}
-    assert len(titles) == 80 and "crash" not in titles
+    assert len(titles) == posts and "crash" not in titles
     [crash] = [problem for problem in state.problems if problem.path.endswith("crash.md")]
     assert crash.severity == "error" and "killed by SIGSEGV" in crash.message and "not published" in crash.message
     assert not [problem for problem in state.problems if problem.severity == "error" and problem is not crash]
