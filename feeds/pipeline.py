@@ -338,7 +338,7 @@ def with_body(article: Article) -> Article:
 # keyed by their source, so a release that changes only rendering or serving
 # keeps every sanitized post; tests check this list against their imports.
 PROCESS_MODULES = ("pipeline.py", "config.py", "collect.py", "normalize.py", "sanitize.py", "sanitize_nh3.py", "text.py", "model.py", "slug.py", "gcpause.py")
-PROCESS_LIBRARIES = ("bleach", "nh3", "PyYAML", "python-frontmatter", "lxml")
+PROCESS_LIBRARIES = ("bleach", "selectolax", "nh3", "PyYAML", "python-frontmatter", "lxml")
 
 
 def _digest_files(names) -> str:

@@ -235,6 +235,32 @@ def test_cache_key_covers_every_module_a_post_goes_through():
     assert seen <= set(pipeline.PROCESS_MODULES), f"imported but not in PROCESS_MODULES: {sorted(seen - set(pipeline.PROCESS_MODULES))}"
 
 
+def test_cache_key_covers_every_library_a_post_goes_through():
+    """...and by the versions of PROCESS_LIBRARIES: a new version of a parser
+    or sanitizer the process modules import can change what a post becomes."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    from feeds import pipeline
+
+    package = Path(pipeline.__file__).parent
+    distributions = packages_distributions()
+    used = set()
+    for name in pipeline.PROCESS_MODULES:
+        for node in ast.walk(ast.parse((package / name).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                used.update(distributions.get(module.split(".")[0], ()))
+    assert used, "found no third-party imports at all"
+    missing = {name.lower() for name in used} - {name.lower() for name in pipeline.PROCESS_LIBRARIES}
+    assert not missing, f"imported by the process modules but not in PROCESS_LIBRARIES: {sorted(missing)}"
+
+
 def test_small_change_appends_to_the_cache_journal_and_a_torn_journal_is_recovered(tmp_path):
     source = tmp_path / "posts"
     many_posts(source, 20)
