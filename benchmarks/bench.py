@@ -1297,22 +1297,18 @@ def report(res: dict) -> str:
         rows.append(f"| bleach alone on all {every['processes']} cores at once (its bodies dealt out to {every['processes']} forked processes){_fastest_of(res, 'bleach_every_core')} "
                     f"| {every['wall_s']:.2f} s (one process ÷ {cores}: {b['wall_s'] / cores:.2f} s) | | | info | |")
         rows.append(f"| cold build ÷ (1.25 × bleach on all cores at once): the target measured against what the cores did together | {cold_s / (1.25 * every['wall_s']):.2f} | | | info | |")
-    if "cold_nh3" in res["builds"]:
-        r = res["builds"]["cold_nh3"]
-        sm = r.get("summary") or {}
-        work = f"; {sm['processed']} processed, {sm['written']} files written" if sm else "; no summary line"
-        mem = (f"max proc {r['max_rss_single_process_mb']:.0f}; sum of peaks {r['sum_of_process_peaks_mb']:.0f}; "
-               f"concurrent {r['sampled_concurrent_rss_mb']:.0f} (PSS {r['sampled_concurrent_pss_mb']:.0f}); {r['processes']} procs")
-        rows.append(f"| cold build, `[sanitize] engine = \"nh3\"` (own cache and output){_fastest_of(res, 'cold_nh3')} | {r['wall_s']:.2f} s (rc {r['rc']}, cpu {r['cpu_user_s'] + r['cpu_sys_s']:.1f} s{work}) | | {mem} | info | |")
-    if "cold_html5lib" in res["builds"]:
-        r = res["builds"]["cold_html5lib"]
+    for step, what in (("cold_nh3", '`[sanitize] engine = "nh3"` (own cache and output)'),
+                       ("cold_html5lib", '`[sanitize] engine = "bleach-html5lib"` (bleach\'s own pure-Python parser instead of lexbor; own cache and output)')):
+        if step not in res["builds"]:
+            continue
+        r = res["builds"][step]
         sm = r.get("summary") or {}
         work = f"; {sm['processed']} processed, {sm['written']} files written" if sm else "; no summary line"
         mem = (f"max proc {r['max_rss_single_process_mb']:.0f}; sum of peaks {r['sum_of_process_peaks_mb']:.0f}; "
                f"concurrent {r['sampled_concurrent_rss_mb']:.0f} (PSS {r['sampled_concurrent_pss_mb']:.0f}); {r['processes']} procs")
         limit = res.get("cold_limit_s")
         versus = f"; ÷ the limit: {r['wall_s'] / limit:.2f}" if limit else ""
-        rows.append(f"| cold build, `[sanitize] engine = \"bleach-html5lib\"` (bleach's own pure-Python parser instead of lexbor; own cache and output){_fastest_of(res, 'cold_html5lib')} "
+        rows.append(f"| cold build, {what}{_fastest_of(res, step)} "
                     f"| {r['wall_s']:.2f} s (rc {r['rc']}, cpu {r['cpu_user_s'] + r['cpu_sys_s']:.1f} s{work}{versus}) | | {mem} | info | |")
     rows.extend(hugo_rows(res, n))
     if res.get("package_changed_during_builds"):
@@ -1531,6 +1527,8 @@ def main() -> int:
                 res["hugo"] = {"version": hugo_version(), "layout": facts}
             except Exception as exc:  # report, do not judge
                 res["hugo"] = {"error": f"{type(exc).__name__}: {exc}"}
+        # the other engines' cold builds: (engine, name of their config, cache, output and step)
+        other_engines = [(engine, name) for engine, name, skip in (("nh3", "nh3", args.skip_nh3), ("bleach-html5lib", "html5lib", args.skip_html5lib)) if not skip]
         for k in range(1, rounds + 1):
             last = k == rounds
             print(f"# round {k} of {rounds}: bleach alone ...", file=sys.stderr, flush=True)
@@ -1546,19 +1544,12 @@ def main() -> int:
             timed["cold"].append(run_measured([FEEDS, "build", "--config", str(round_cfg)], root, root / "logs" / f"cold-{k}"))
             probe(f"after the cold build {k}")
             fingerprints.append(package_fingerprint())
-            if not args.skip_nh3:
-                nh3_cfg = write_engine_config(cfg, "nh3", "nh3" if last else f"nh3-r{k}")
-                print(f"# round {k}: cold build, nh3 engine ...", file=sys.stderr, flush=True)
-                res["loadavg"][f"before_cold_nh3 {k}"] = os.getloadavg()
-                timed["cold_nh3"].append(run_measured([FEEDS, "build", "--config", str(nh3_cfg)], root, root / "logs" / f"cold-nh3-{k}"))
-                probe(f"after the nh3 cold build {k}")
-                fingerprints.append(package_fingerprint())
-            if not args.skip_html5lib:
-                h5_cfg = write_engine_config(cfg, "bleach-html5lib", "html5lib" if last else f"html5lib-r{k}")
-                print(f"# round {k}: cold build, bleach-html5lib engine ...", file=sys.stderr, flush=True)
-                res["loadavg"][f"before_cold_html5lib {k}"] = os.getloadavg()
-                timed["cold_html5lib"].append(run_measured([FEEDS, "build", "--config", str(h5_cfg)], root, root / "logs" / f"cold-html5lib-{k}"))
-                probe(f"after the bleach-html5lib cold build {k}")
+            for engine, name in other_engines:
+                engine_cfg = write_engine_config(cfg, engine, name if last else f"{name}-r{k}")
+                print(f"# round {k}: cold build, {engine} engine ...", file=sys.stderr, flush=True)
+                res["loadavg"][f"before_cold_{name} {k}"] = os.getloadavg()
+                timed[f"cold_{name}"].append(run_measured([FEEDS, "build", "--config", str(engine_cfg)], root, root / "logs" / f"cold-{name}-{k}"))
+                probe(f"after the {engine} cold build {k}")
                 fingerprints.append(package_fingerprint())
             if hugo_site is not None:
                 print(f"# round {k}: Hugo full build ...", file=sys.stderr, flush=True)
@@ -1583,10 +1574,9 @@ def main() -> int:
         builds["cold"] = fastest("cold")
         # memory is judged on the worst round, not on the fastest one
         res["cold_pss_mb_highest"] = max(r["sampled_concurrent_pss_mb"] for r in timed["cold"])
-        if timed["cold_nh3"]:
-            builds["cold_nh3"] = fastest("cold_nh3")
-        if timed["cold_html5lib"]:
-            builds["cold_html5lib"] = fastest("cold_html5lib")
+        for step in ("cold_nh3", "cold_html5lib"):
+            if timed[step]:
+                builds[step] = fastest(step)
         if timed["bleach_every_core"]:
             res["bleach_every_core"] = fastest("bleach_every_core")
         if timed["hugo"]:

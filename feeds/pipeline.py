@@ -176,14 +176,6 @@ def _process_all_and_send(send, batch: list[tuple[int, str, str, str]], job: Job
     send.close()
 
 
-def _process_and_send(send, path: str, rel: str, display: str, job: Job, body_dir: str | None) -> None:
-    import signal
-
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not `feeds serve`'s handler
-    send.send(process_file(path, rel, display, job, body_dir))
-    send.close()
-
-
 def process_file_alone(path: str, rel: str, display: str, job: Job, body_dir: str | None) -> tuple[str | None, Outcome]:
     """process_file in a forked process of its own, so that a crash costs only this post."""
     import multiprocessing
@@ -191,17 +183,19 @@ def process_file_alone(path: str, rel: str, display: str, job: Job, body_dir: st
 
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_process_and_send, args=(send, path, rel, display, job, body_dir), daemon=True)
+    child = context.Process(target=_process_all_and_send, args=(send, [(0, path, rel, display)], job, body_dir), daemon=True)
     child.start()
     send.close()
     try:
-        result = receive.recv()
+        index, result = receive.recv()
     except EOFError:  # it died before sending
-        result = None
+        index = None
     finally:
         receive.close()
         child.join()
-    if result is not None:
+    if index == "raise":
+        raise result
+    if index is not None:
         return result
     code = child.exitcode
     try:

@@ -393,6 +393,7 @@ class DropRule:
         return False
 
 
+# the tree the source holds: no DOM mutation events (<selectedcontent> copying the selected <option>)
 _LEXBOR_OPTIONS = LexborDocumentOptions.WO_EVENTS
 
 # How html5lib's etree walker reads "{namespace}name" tag and attribute names.
@@ -553,8 +554,8 @@ class _Pass:
         drops = self.drop_rule.drops
         base_url = self.base_url
         tag_token = self.tag_token
-        text = self.decoded_text
-        stack: list[dict] = []  # the end tokens of the open elements
+        text = self.text
+        stack: list[tuple[dict, object]] = []  # the open elements: (end token, node)
         node = first
         while True:
             while node is not None:
@@ -596,7 +597,7 @@ class _Pass:
                 elif node.is_text_node:
                     data = node.text_content
                     if data:
-                        text(xml_safe(data) if references else data)
+                        text(xml_safe(data) if references else data, True)
                 # comments go
                 node = node.next
             if not stack:
@@ -643,22 +644,13 @@ class _Pass:
             if name == "src" or name in LAZY_SRC_ATTRIBUTES:
                 self.dropped_images.add(absolutize(value, self.base_url))
 
-    def text(self, data: str) -> None:
-        """Text as the walker splits it: outer whitespace apart from the rest."""
-        middle = data.lstrip(_WALKER_SPACES)
-        if len(middle) != len(data):
-            self.spaces(data[: len(data) - len(middle)])
-        core = middle.rstrip(_WALKER_SPACES)
-        if core:
-            self.tag_token({"type": "Characters", "data": core})
-        if len(core) != len(middle):
-            self.spaces(middle[len(core) :])
+    def text(self, data: str, decoded: bool = False) -> None:
+        """Text as the walker splits it: outer whitespace apart from the rest.
 
-    def decoded_text(self, data: str) -> None:
-        """text() for text whose character references are already read (lexbor's).
-
-        bleach's check of a Characters token would take the text "&lt;" for
-        a reference and have it written as "<". Its other step, replacing
+        `decoded`: lexbor's text, whose character references are already
+        read. bleach's check of a Characters token would take the text
+        "&lt;" for a reference and have it written as "<", so such text goes
+        straight to the text being merged. The check's other step, replacing
         control characters, has nothing left to do: xml_safe removed them
         all from the body and from what its references read.
         """
@@ -667,7 +659,10 @@ class _Pass:
             self.spaces(data[: len(data) - len(middle)])
         core = middle.rstrip(_WALKER_SPACES)
         if core:
-            self.chars.append(core)
+            if decoded:
+                self.chars.append(core)
+            else:
+                self.tag_token({"type": "Characters", "data": core})
         if len(core) != len(middle):
             self.spaces(middle[len(core) :])
 
