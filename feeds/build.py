@@ -12,7 +12,6 @@ Last-Modified/ETag for web servers) and a small change writes little.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import multiprocessing
 import os
@@ -31,6 +30,7 @@ from .gcpause import cyclic_gc_paused
 from .model import ERROR, Problem
 from .pipeline import Cache, LoadResult, load_articles
 from .render.site import Pending, Resource, SiteRenderer
+from .served import digest_of
 
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT = 2  # path → [key, digest, kind, last modified]
@@ -103,10 +103,6 @@ def _safe_relative(site_path: str) -> str:
     if "//" in bounded or "/./" in bounded or "/../" in bounded or "\x00" in relative:
         raise OutputError(f"refusing to write unsafe path {site_path!r}")
     return relative
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=20).hexdigest()
 
 
 def _manifest_file(build: Path) -> Path:
@@ -355,7 +351,7 @@ def _render_one(job, roots: tuple, gzip_siblings: bool, fresh: bool) -> tuple[st
     relative = site_path.lstrip("/")  # checked by _safe_relative when planned
     target = root + "/" + relative
     resource = item.render()
-    digest = _digest(resource.body)
+    digest = digest_of(resource.body)
     stamp = resource.last_modified.timestamp() if resource.last_modified is not None else None
     kind = resource.kind
     size = len(resource.body)

@@ -354,8 +354,9 @@ class DropRule:
 
     `drops(name, attrs, ancestors, base_url)`: `attrs` maps attribute names
     to values (a dict, or an lxml element's attrib); `ancestors` is the open
-    elements as (name, attrs), root first and this element last, and is read
-    only when a drop selector can match here.
+    elements as (name, attrs), root first and this element last, kept by
+    the walks only when `needs_ancestors` (a selector has a combinator) and
+    read only when a drop selector can match here.
     """
 
     def __init__(self, policy: Policy):
@@ -368,7 +369,9 @@ class DropRule:
             required = (("id",) if subject.ids else ()) + (("class",) if subject.classes else ()) + tuple(name for name, _op, _value in subject.attrs)
             self.subjects.append((subject.tag, required, selector))
         self.bare_subjects = [entry for entry in self.subjects if not entry[1]]  # those an element without attributes can match
-        self.needs_ancestors = bool(self.subjects)
+        # a selector of one compound looks at the element alone: without
+        # combinators the walks need not keep the open elements at all
+        self.needs_ancestors = any(len(selector) > 1 for selector in policy.selectors)
 
     def drops(self, name: str, attrs, ancestors, base_url: str) -> bool:
         if name in DROP_WITH_CONTENT:
@@ -388,7 +391,7 @@ class DropRule:
                 if attr not in attrs:
                     break
             else:
-                if selector_matches(selector, ancestors):
+                if selector_matches(selector, ancestors if self.needs_ancestors else ((name, attrs),)):
                     return True
         return False
 

@@ -77,29 +77,6 @@ def _remove_forbidden_characters(root) -> None:
 _PARSER = etree.HTMLParser(remove_comments=False, remove_pis=False, no_network=True, recover=True, default_doctype=False)
 
 
-def _unwrap(element) -> None:
-    """Replace an element by its children and text (lxml.html's drop_tag)."""
-    parent = element.getparent()
-    previous = element.getprevious()
-    text = element.text or ""
-    if previous is not None:
-        previous.tail = (previous.tail or "") + text
-    else:
-        parent.text = (parent.text or "") + text
-    index = parent.index(element)
-    children = list(element)
-    parent[index : index + 1] = children
-    tail = element.tail or ""
-    if tail:
-        if children:
-            children[-1].tail = (children[-1].tail or "") + tail
-        elif index > 0:
-            before = parent[index - 1]
-            before.tail = (before.tail or "") + tail
-        else:
-            parent.text = (parent.text or "") + tail
-
-
 def _remove(element) -> None:
     """Remove an element with its content, keeping the text that follows it."""
     parent = element.getparent()
@@ -214,11 +191,15 @@ class Nh3Sanitizer:
     def _structure(self, root, base_url: str) -> set[str]:
         """Remove what goes with its content, unwrap unknown elements, rewrite URLs; → the removed images."""
         doomed = []
-        unwrap = []
-        drops = self.drop_rule.drops
+        unknown: set[str] = set()  # names of elements to unwrap
+        drop_rule = self.drop_rule
+        drops = drop_rule.drops
         tags = self.tags
         rewrite = self._rewrite
-        keep_ancestors = self.drop_rule.needs_ancestors
+        keep_ancestors = drop_rule.needs_ancestors
+        # most elements have no attributes; such an element goes only for its
+        # name or for a selector that asks for no attribute
+        bare_may_drop = bool(drop_rule.bare_subjects)
         ancestors: list[tuple[str, object]] = []  # open elements below the wrapper, for selectors
         # "end" events only matter for keeping the ancestors
         walker = etree.iterwalk(root, events=("start", "end", "comment", "pi") if keep_ancestors else ("start", "comment", "pi"))
@@ -226,17 +207,16 @@ class Nh3Sanitizer:
             if event == "start":
                 if element is root:
                     continue
-                tag = element.tag
-                name = tag.lower() if isinstance(tag, str) else ""
+                name = element.tag.lower()
                 attrs = element.attrib
                 if keep_ancestors:
                     ancestors.append((name, attrs))
-                if drops(name, attrs, ancestors, base_url):
+                if (attrs or bare_may_drop or name in DROP_WITH_CONTENT) and drops(name, attrs, ancestors, base_url):
                     doomed.append(element)
                     walker.skip_subtree()  # its "end" event still comes, and pops the ancestors
                 elif name not in tags:
-                    unwrap.append(element)  # ammonia drops the content of some unknown elements
-                elif attrs:
+                    unknown.add(element.tag)  # ammonia drops the content of some unknown elements
+                elif attrs and (name in _MEDIA_TAGS or not URL_ATTRIBUTES.isdisjoint(attrs)):
                     rewrite(attrs, name, base_url)
             elif event == "end":
                 if element is not root:
@@ -251,9 +231,9 @@ class Nh3Sanitizer:
                         if image.get(attr):
                             dropped_images.add(absolutize(image.get(attr), base_url))
             _remove(element)
-        for element in unwrap:
-            if element.getparent() is not None:
-                _unwrap(element)
+        if unknown:
+            # after the removals: what is inside a removed element stays removed
+            etree.strip_tags(root, *unknown)
         return dropped_images
 
     def _tidy(self, root) -> tuple[str, str | None]:

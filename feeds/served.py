@@ -42,7 +42,7 @@ log = logging.getLogger("feeds.served")
 # import the whole pipeline just for two strings.
 MANIFEST_SUFFIX = ".manifest.json"
 KINDS = ("atom", "rss", "json", "html", "opml", "xsl")
-DIGEST_HEX = 40  # blake2b-160
+DIGEST_HEX = 32  # SHA-256, first 128 bits
 
 CHECK_INTERVAL = 0.1
 RETRY_UNUSABLE = 0.2
@@ -58,7 +58,14 @@ class Entry(NamedTuple):
 
 
 def digest_of(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=DIGEST_HEX // 2).hexdigest()
+    """A published file's digest, its ETag: the writer records it, the server checks it.
+
+    SHA-256 rather than BLAKE2: the CPU computes it (SHA extensions), twice
+    as fast here over the ~450 MB a 10,000-post site writes. Its length
+    differs from the BLAKE2-160 digests of builds before it, so their
+    manifests read as not understood instead of as every file damaged.
+    """
+    return hashlib.sha256(data).hexdigest()[:DIGEST_HEX]
 
 
 def _hex(value) -> bool:
