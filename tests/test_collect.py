@@ -29,14 +29,14 @@ def test_a_post_the_code_cannot_handle_is_reported_and_the_others_publish(tmp_pa
     source = tmp_path / "posts"
     write_post(source, "good.md", post_text(title="good"))
     write_post(source, "trips.md", post_text(title="trips the code"))
-    real = pipeline.process_source
+    real = pipeline.normalize_meta
 
-    def failing(raw, path, rel, display, job):
-        if rel == "trips.md":
+    def failing(post, settings, display):
+        if post.rel == "trips.md":
             raise IndexError("an unforeseen shape")
-        return real(raw, path, rel, display, job)
+        return real(post, settings, display)
 
-    monkeypatch.setattr(pipeline, "process_source", failing)
+    monkeypatch.setattr(pipeline, "normalize_meta", failing)
     state = run_pipeline(make_config(source, tmp_path))
     assert [a.title for a in state.catalog.articles] == ["good"]
     errors = [p for p in state.problems if p.severity == "error"]

@@ -351,7 +351,7 @@ def test_a_post_that_crashes_its_worker_costs_only_that_post(tmp_path, monkeypat
     source = tmp_path / "posts"
     many_posts(source, posts)
     write_post(source, "编程/crash.md", post_text(title="crash", body="<p>CRASH-HERE</p>"))
-    processing = pipeline.process_source
+    processing = pipeline.parse_post_bytes
 
     def crashing(raw, *args):
         if b"CRASH-HERE" in raw:
@@ -361,7 +361,7 @@ def test_a_post_that_crashes_its_worker_costs_only_that_post(tmp_path, monkeypat
             os.kill(os.getpid(), signal.SIGSEGV)
         return processing(raw, *args)
 
-    monkeypatch.setattr(pipeline, "process_source", crashing)
+    monkeypatch.setattr(pipeline, "parse_post_bytes", crashing)
     config = make_config(source, tmp_path, build={"cache_dir": str(tmp_path / "cache"), "workers": workers})
     state = run_pipeline(config)
     titles = {article.title for article in state.catalog.articles}
@@ -371,7 +371,7 @@ def test_a_post_that_crashes_its_worker_costs_only_that_post(tmp_path, monkeypat
     assert not [problem for problem in state.problems if problem.severity == "error" and problem is not crash]
 
     # not cached: once the post no longer crashes, the next build publishes it
-    monkeypatch.setattr(pipeline, "process_source", processing)
+    monkeypatch.setattr(pipeline, "parse_post_bytes", processing)
     state = run_pipeline(config)
     assert "crash" in {article.title for article in state.catalog.articles}
     assert not [problem for problem in state.problems if problem.severity == "error"]
