@@ -612,7 +612,7 @@ def run_measured(cmd: list[str], cwd: Path, log: Path) -> dict:
         # process held before exec, and a child started with vfork borrows
         # this script's memory until then (it said 644 MB for a rebuild whose
         # every sample stayed under 50 MB)
-        "max_rss_single_process_mb": round(max(main, *hwm.values()) / 1024, 1),
+        "max_rss_single_process_mb": round(max([main, *hwm.values()]) / 1024, 1),
         "main_peak_rss_mb": round(max(main, 0) / 1024, 1),
         "children_peak_rss_mb": [round(v / 1024, 1) for v in sorted(hwm.values(), reverse=True)],
         "sum_of_process_peaks_mb": round((main + sum(hwm.values())) / 1024, 1),  # upper bound (shared pages counted per process)
