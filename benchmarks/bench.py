@@ -1278,8 +1278,9 @@ def report(res: dict) -> str:
     t = res["targets"]
     for key, label, target in (
         ("cold", f"cold build (empty cache, no output){_fastest_of(res, 'cold')}", f"≤ {limit:.2f} s"),
-        ("nochange", f"no-change rebuild{_fastest_of(res, 'nochange')}", "< 1 s"),
-        ("onepost", f"one-post-changed rebuild{_fastest_of(res, 'onepost')}", "< 1.5 s"),
+        # the issue sets the rebuild times for 10,000 posts only
+        ("nochange", f"no-change rebuild{_fastest_of(res, 'nochange')}", "< 1 s" + ("" if n == 10000 else f" (target is for 10k; N={n})")),
+        ("onepost", f"one-post-changed rebuild{_fastest_of(res, 'onepost')}", "< 1.5 s" + ("" if n == 10000 else f" (target is for 10k; N={n})")),
     ):
         r = res["builds"][key]
         mem = (f"max proc {r['max_rss_single_process_mb']:.0f}; sum of peaks {r['sum_of_process_peaks_mb']:.0f}; "
