@@ -927,6 +927,14 @@ def _load_in_a_child(todo: list[int], sources: list, job: Job, body_dir: str | N
     context = multiprocessing.get_context("fork")
     total = len(todo)
     done = 0
+
+    def finished(index: int, result: tuple) -> None:
+        nonlocal done
+        finish(index, *result)
+        done += 1
+        if progress and (done % 16 == 0 or done == total):
+            progress(done, total)
+
     pending = todo
     while pending:
         receive, send = context.Pipe(duplex=False)
@@ -943,11 +951,8 @@ def _load_in_a_child(todo: list[int], sources: list, job: Job, body_dir: str | N
                     break
                 if index == "raise":
                     raise result
-                finish(index, *result)
+                finished(index, result)
                 received += 1
-                done += 1
-                if progress and (done % 16 == 0 or done == total):
-                    progress(done, total)
         finally:
             receive.close()
             child.join()
@@ -955,10 +960,7 @@ def _load_in_a_child(todo: list[int], sources: list, job: Job, body_dir: str | N
             return
         suspect = pending[received]
         source = sources[suspect]
-        finish(suspect, *process_file_alone(source.path, source.rel, source.display, job, body_dir))
-        done += 1
-        if progress and (done % 16 == 0 or done == total):
-            progress(done, total)
+        finished(suspect, process_file_alone(source.path, source.rel, source.display, job, body_dir))
         pending = pending[received + 1 :]
 
 

@@ -269,7 +269,7 @@ class SiteFiles:
             # new build, so this request must not answer from the old one (a
             # reader who saw a post in a feed must find its page). One
             # readlink per request, compared as the link's text: resolving
-            # it into a folder every time was a third of a cached answer.
+            # it into a folder every time was half of a cached answer's Python.
             return self.refresh(wait=True)
         if now >= self._next_check:
             self.refresh()
