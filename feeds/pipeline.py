@@ -452,6 +452,7 @@ class Cache:
         self.directory = directory
         self.fingerprint = _job_fingerprint(job)
         self.entries: dict[str, Outcome] = {}
+        self.moved: dict[str, Outcome] = {}  # entries whose bodies the last save moved to another pack
         self.problem: str | None = None
         # rel → (stat signature, content key, when that pair was seen): a
         # pair is trusted only for files last changed well before it was seen
@@ -568,6 +569,7 @@ class Cache:
 
     def save(self, live_keys: set[str]) -> str | None:
         """Write what changed, keeping only the entries still in use."""
+        self.moved = {}
         if self.directory is None:
             return None
         released: set[str] = set()  # packs of the entries dropped now
@@ -661,6 +663,7 @@ class Cache:
             moved[key] = Outcome(dataclasses.replace(article, body_file=path, body_at=at, body_size=size), outcome.problems, outcome.skipped_draft, size)
         _stop_writing(body_dir)
         self.entries.update(moved)
+        self.moved.update(moved)
         for path in chosen:
             _forget_reader(path)
             os.unlink(path)
@@ -821,6 +824,12 @@ def load_articles(
     error = cache.save(set(keys.values()))
     if error:
         problems.append(Problem(str(cache.directory), None, WARNING, error))
+    # saving may have moved bodies out of small packs and removed those:
+    # this build's articles are read from where their bodies are now
+    for index, key in keys.items():
+        moved = cache.moved.get(key)
+        if moved is not None:
+            outcomes[index] = _redisplay(moved, sources[index].display)
 
     articles: list[Article] = []
     drafts = 0
