@@ -27,9 +27,8 @@ from typing import Callable, Iterable, Iterator
 from .catalog import Catalog, build_catalog
 from .config import Config
 from .gcpause import cyclic_gc_paused
-from .model import ERROR, Problem
+from .model import ERROR, Pending, Problem, Resource
 from .pipeline import Cache, LoadResult, load_articles
-from .render.site import Pending, Resource, SiteRenderer
 from .served import digest_of
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -59,10 +58,14 @@ class SiteState:
         return len(self.problems) - self.errors
 
 
-def run_pipeline(config: Config, *, use_cache: bool = True, progress: Callable[[int, int], None] | None = None, cache: Cache | None = None, scan=None) -> SiteState:
-    """`scan`: a scan_sources() result to reuse instead of walking the source folder again."""
+def run_pipeline(config: Config, *, use_cache: bool = True, progress: Callable[[int, int], None] | None = None, cache: Cache | None = None, scan=None, render_next: bool = True) -> SiteState:
+    """`scan`: a scan_sources() result to reuse instead of walking the source folder again.
+
+    `render_next`: the caller renders the site after this, so the renderer
+    is imported while worker processes load the posts.
+    """
     with cyclic_gc_paused():
-        load = load_articles(config, use_cache=use_cache, progress=progress, cache=cache, scan=scan)
+        load = load_articles(config, use_cache=use_cache, progress=progress, cache=cache, scan=scan, meanwhile=load_renderer if render_next else None)
         catalog = build_catalog(load.articles, config.categories.slug_map)
     problems = list(load.problems) + [
         Problem(str(config.path or "config.toml"), p.line, p.severity, p.message) for p in catalog.problems
@@ -70,12 +73,21 @@ def run_pipeline(config: Config, *, use_cache: bool = True, progress: Callable[[
     return SiteState(load=load, catalog=catalog, problems=problems)
 
 
+def load_renderer() -> None:
+    """Import the renderer (jinja2, feedgen and dateutil: about a tenth of a second)."""
+    from .render import site  # noqa: F401
+
+
 def plan_site(config: Config, state: SiteState) -> Iterator[Pending]:
     """Every file to publish, keyed, rendered only on demand."""
+    from .render.site import SiteRenderer
+
     return SiteRenderer(config, state.catalog).plan()
 
 
 def render_resources(config: Config, state: SiteState) -> Iterator[tuple[str, Resource]]:
+    from .render.site import SiteRenderer
+
     return SiteRenderer(config, state.catalog).render()
 
 

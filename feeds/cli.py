@@ -170,7 +170,7 @@ def check(config_path, strict) -> None:
     config = _load(config_path)
     progress = Progress()
     try:
-        state = run_pipeline(config, use_cache=False, progress=progress)
+        state = run_pipeline(config, use_cache=False, progress=progress, render_next=False)
     finally:
         progress.close()
     errors, warnings = _report(state.problems)

@@ -15,6 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .policy import SelectorError, parse_selector
+
 DEFAULT_CONFIG_NAME = "config.toml"
 
 
@@ -219,8 +221,6 @@ def _validate(config: Config, file: str) -> None:
         raise ConfigError(
             f"{file}: error: [sanitize] engine: expected one of {', '.join(KNOWN_ENGINES)}, got {config.sanitize.engine!r}"
         )
-    from .sanitize import parse_selector, SelectorError
-
     for selector in config.sanitize.drop_selectors:
         try:
             parse_selector(selector)

@@ -6,7 +6,7 @@ import operator
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ERROR = "error"
 WARNING = "warning"
@@ -100,3 +100,28 @@ class Article:
     def sort_key(self) -> tuple:
         # newest first, then id, so equal dates have a stable order
         return (-self.date.timestamp(), self.id)
+
+
+@dataclass(frozen=True)
+class Resource:
+    body: bytes
+    content_type: str
+    last_modified: datetime | None = None
+    kind: str = "page"  # atom, rss, json, html, opml, xsl
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A file to publish: its path, a key of everything it is made from, and how to make it.
+
+    Equal keys mean equal bytes, so a writer or a server that already holds
+    the file under that key can keep it without rendering it again.
+    """
+
+    path: str
+    key: str
+    render: Callable[[], Resource]
+    # for splitting the rendering between processes: files of one group share
+    # work (entry fragments) and stay together; cost is a rough relative weight
+    group: str = ""
+    cost: float = 1.0

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from .model import ERROR, WARNING, Article, Post, Problem
-from .sanitize import CleanBody, host_matches
+from .policy import CleanBody, host_matches
 from .slug import absolute_url, post_path, slugify, url_quote
 from .text import collapse, collapse_head, plain_text, truncate, xml_safe
 

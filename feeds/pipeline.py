@@ -33,7 +33,7 @@ from .config import Config
 from .gcpause import cyclic_gc_paused
 from .model import ERROR, Article, Problem, WARNING, pickled_by_fields
 from .normalize import Settings, make_article, normalize_meta
-from .sanitize import Policy, get_sanitizer
+from .policy import Policy, get_sanitizer
 
 INLINE_LIMIT = 48  # below this many changed posts, worker start-up costs more than it saves
 CACHE_FORMAT = 2
@@ -398,7 +398,7 @@ def with_body(article: Article) -> Article:
 # The modules that decide what a post becomes (an Outcome). The cache is
 # keyed by their source, so a release that changes only rendering or serving
 # keeps every sanitized post; tests check this list against their imports.
-PROCESS_MODULES = ("pipeline.py", "config.py", "collect.py", "normalize.py", "sanitize.py", "sanitize_nh3.py", "text.py", "model.py", "slug.py", "gcpause.py")
+PROCESS_MODULES = ("pipeline.py", "config.py", "collect.py", "normalize.py", "policy.py", "sanitize.py", "sanitize_nh3.py", "text.py", "model.py", "slug.py", "gcpause.py")
 PROCESS_LIBRARIES = ("bleach", "selectolax", "nh3", "PyYAML", "python-frontmatter", "lxml")
 
 
@@ -765,7 +765,9 @@ def load_articles(
     progress: Callable[[int, int], None] | None = None,
     cache: Cache | None = None,
     scan=None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> LoadResult:
+    """`meanwhile`: called once in this process while worker processes load the posts that changed (or at once when none did)."""
     started = time.perf_counter()
     job = make_job(config)
     if cache is None:
@@ -812,9 +814,11 @@ def load_articles(
         progress(0, total)
     workers = config.build.worker_count
     if total >= INLINE_LIMIT and workers > 1:
-        _load_in_workers(todo, sources, job, body_dir, workers, finish, progress)
+        _load_in_workers(todo, sources, job, body_dir, workers, finish, progress, meanwhile)
     elif todo:
-        _load_in_a_child(todo, sources, job, body_dir, finish, progress)
+        _load_in_a_child(todo, sources, job, body_dir, finish, progress, meanwhile)
+    elif meanwhile:
+        meanwhile()
 
     cache.record_stats(fresh)
     racy_after = (seen - RACY_SECONDS) * 1e9
@@ -873,7 +877,7 @@ def load_articles(
     )
 
 
-def _load_in_workers(todo: list[int], sources: list, job: Job, body_dir: str | None, workers: int, finish, progress) -> None:
+def _load_in_workers(todo: list[int], sources: list, job: Job, body_dir: str | None, workers: int, finish, progress, meanwhile=None) -> None:
     """process_file for every source in `todo`, in a pool of worker processes.
 
     A worker that dies takes the pool with it and the results not yet
@@ -884,6 +888,9 @@ def _load_in_workers(todo: list[int], sources: list, job: Job, body_dir: str | N
     global _MARKS
     total = len(todo)
     done = 0
+    # the workers fork with the engine already imported: its modules are
+    # then shared by all of them instead of loaded once in each
+    get_sanitizer(job.engine, job.policy)
     marks = mmap.mmap(-1, len(sources))
     _MARKS = marks  # forked workers share the mapping
     try:
@@ -898,6 +905,9 @@ def _load_in_workers(todo: list[int], sources: list, job: Job, body_dir: str | N
                         (batch, pool.submit(_process_batch, [(i, sources[i].path, sources[i].rel, sources[i].display) for i in batch], job, body_dir))
                         for batch in batches
                     ]
+                    if meanwhile:
+                        meanwhile()
+                        meanwhile = None
                     for batch, future in futures:
                         for index, (key, outcome) in zip(batch, future.result()):
                             finish(index, key, outcome)
@@ -923,7 +933,7 @@ def _load_in_workers(todo: list[int], sources: list, job: Job, body_dir: str | N
         marks.close()
 
 
-def _load_in_a_child(todo: list[int], sources: list, job: Job, body_dir: str | None, finish, progress) -> None:
+def _load_in_a_child(todo: list[int], sources: list, job: Job, body_dir: str | None, finish, progress, meanwhile=None) -> None:
     """process_file for a few sources in one forked process, so that a crash cannot take the build down.
 
     Starting a pool costs more than these posts take; a fork costs a few
@@ -951,6 +961,9 @@ def _load_in_a_child(todo: list[int], sources: list, job: Job, body_dir: str | N
         child = context.Process(target=_process_all_and_send, args=(send, batch, job, body_dir), daemon=True)
         child.start()
         send.close()
+        if meanwhile:
+            meanwhile()
+            meanwhile = None
         received = 0
         try:
             while received < len(pending):

@@ -17,21 +17,21 @@ import re
 import nh3
 from lxml import etree
 
-from .sanitize import (
-    _BLOCK_TAGS,
-    _BREAKING_SPACE,
-    _EMPTY_DROPPABLE,
+from .policy import (
+    BLOCK_TAGS,
+    BREAKING_SPACE,
+    EMPTY_DROPPABLE,
     ALLOWED_ATTRIBUTES,
     ALLOWED_PROTOCOLS,
     ALLOWED_TAGS,
     DROP_WITH_CONTENT,
     LAZY_SRC_ATTRIBUTES,
     URL_ATTRIBUTES,
-    _SPACE_RUN,
+    SPACE_RUN,
     CleanBody,
     DropRule,
     Policy,
-    _is_placeholder_src,
+    is_placeholder_src,
     absolutize,
     prepare_body,
     squeeze_blank_lines,
@@ -96,10 +96,10 @@ def _tidy_spaces(text: str) -> str:
     """Outside <pre>: a run of spaces holding a line break becomes one line break, other runs one space."""
     if text == "\n":
         return text  # the commonest text: the line break between two blocks
-    if "\n" in text:  # what _BREAKING_SPACE needs; most text nodes have none
-        text = _BREAKING_SPACE.sub("\n", text)
-    if "  " in text or "\t" in text or "\r" in text or "\f" in text:  # what a _SPACE_RUN needs
-        text = _SPACE_RUN.sub(" ", text)
+    if "\n" in text:  # what BREAKING_SPACE needs; most text nodes have none
+        text = BREAKING_SPACE.sub("\n", text)
+    if "  " in text or "\t" in text or "\r" in text or "\f" in text:  # what a SPACE_RUN needs
+        text = SPACE_RUN.sub(" ", text)
     return text
 
 
@@ -140,7 +140,7 @@ class Nh3Sanitizer:
         written again (every write costs).
         """
         lazy_src = None
-        if name in _MEDIA_TAGS and _is_placeholder_src(attrs.get("src"), self.policy):
+        if name in _MEDIA_TAGS and is_placeholder_src(attrs.get("src"), self.policy):
             for lazy in LAZY_SRC_ATTRIBUTES:
                 value = (attrs.get(lazy) or "").strip()
                 if value and not value.lower().startswith("data:"):
@@ -254,11 +254,11 @@ class Nh3Sanitizer:
             if event == "start":
                 if name == "pre":
                     pre += 1
-                if name in _EMPTY_DROPPABLE and element is not root:
+                if name in EMPTY_DROPPABLE and element is not root:
                     candidate = [element, len(parts), 0]
                     candidates.append(candidate)
                     open_candidates.append(candidate)
-                if name in _BLOCK_TAGS:
+                if name in BLOCK_TAGS:
                     parts.append("\n")
                 if name == "img" and first_image is None:
                     src = element.get("src", "")
@@ -274,7 +274,7 @@ class Nh3Sanitizer:
             else:
                 if name == "pre":
                     pre -= 1
-                if name in _BLOCK_TAGS:
+                if name in BLOCK_TAGS:
                     parts.append("\n")
                 tail = element.tail
                 if tail and not pre:
@@ -283,7 +283,7 @@ class Nh3Sanitizer:
                         element.tail = tail = tidied
                 if element is root:
                     continue  # its tail is serialized, but is no part of the text
-                if name in _EMPTY_DROPPABLE:
+                if name in EMPTY_DROPPABLE:
                     open_candidates.pop()[2] = len(parts)
                 if tail:
                     parts.append(tail)

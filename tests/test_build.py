@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from feeds.build import OutputError, build_in_memory, plan_site, render_resources, run_pipeline, write_tree
-from feeds.render.site import Resource
+from feeds.model import Resource
 
 from conftest import make_config, post_text, write_post
 

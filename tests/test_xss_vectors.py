@@ -29,7 +29,7 @@ parser differentials. For each parse it reports:
   https URL on an allowed host, or that lacks a sandbox attribute.
 
 SAFE_TAGS and SAFE_ATTRIBUTES come from tests/xss/allowlist.toml, this
-test's own copy of the intended allowlist, not imported from feeds.sanitize:
+test's own copy of the intended allowlist, not imported from feeds.policy:
 widening the package's allowlist must be a visible, reviewed change here too.
 
 The text rule (script/style leakage)
@@ -67,7 +67,7 @@ try:
 except ImportError:  # the copy bleach vendors is the same html5lib 1.1
     from bleach._vendor import html5lib
 
-from feeds.sanitize import Policy, get_sanitizer, host_matches
+from feeds.policy import Policy, get_sanitizer, host_matches
 
 VECTORS_FILE = Path(__file__).resolve().parent / "xss" / "vectors.toml"
 BASE_URL = "https://source.example/blog/2021/post.html"  # the post's original link

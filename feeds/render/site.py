@@ -28,7 +28,7 @@ from .. import __version__
 from ..config import Config
 from ..gcpause import cyclic_gc_paused
 from ..kinds import CONTENT_TYPES, PAGE_CSP
-from ..model import Article
+from ..model import Article, Pending, Resource
 from ..pipeline import read_body
 from ..normalize import UNDATED
 from ..slug import absolute_url
@@ -40,31 +40,6 @@ from .skeleton import Skeletons
 FORMAT_FILES = {"atom": "atom", "rss": "rss", "json": "feed"}
 FORMAT_EXT = {"atom": "xml", "rss": "xml", "json": "json"}
 FORMAT_LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON"}
-
-
-@dataclass(frozen=True)
-class Resource:
-    body: bytes
-    content_type: str
-    last_modified: datetime | None = None
-    kind: str = "page"  # atom, rss, json, html, opml, xsl
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A file to publish: its path, a key of everything it is made from, and how to make it.
-
-    Equal keys mean equal bytes, so a writer or a server that already holds
-    the file under that key can keep it without rendering it again.
-    """
-
-    path: str
-    key: str
-    render: Callable[[], Resource]
-    # for splitting the rendering between processes: files of one group share
-    # work (entry fragments) and stay together; cost is a rough relative weight
-    group: str = ""
-    cost: float = 1.0
 
 
 def make_key(*parts) -> str:
