@@ -29,7 +29,7 @@ from .config import Config
 from .gcpause import cyclic_gc_paused
 from .model import ERROR, Pending, Problem, Resource
 from .pipeline import Cache, LoadResult, load_articles
-from .served import digest_of
+from .served import SWITCHES_NAME, digest_of, switching
 
 MANIFEST_SUFFIX = ".manifest.json"
 MANIFEST_FORMAT = 2  # path → [key, digest, kind, last modified]
@@ -634,7 +634,8 @@ def _switch(out: Path, build: Path, report: WriteReport) -> None:
         else:
             temp.unlink()
             raise OutputError(f"{out}: exists and is not a folder; not replacing it")
-    os.replace(temp, out)
+    with switching(out):  # what tells the server's workers, without a readlink per request
+        os.replace(temp, out)
 
 
 def _prune(builds: Path, keep: set[Path]) -> None:
@@ -646,7 +647,7 @@ def _prune(builds: Path, keep: set[Path]) -> None:
         return
     for entry in entries:
         base = entry.name[: -len(MANIFEST_SUFFIX)] if entry.name.endswith(MANIFEST_SUFFIX) else entry.name
-        if base in keep_names or base.startswith("previous-folder-") or entry.name in ("last-build.json", ".lock"):
+        if base in keep_names or base.startswith("previous-folder-") or entry.name in ("last-build.json", ".lock", SWITCHES_NAME):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry, ignore_errors=True)

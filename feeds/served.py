@@ -5,8 +5,12 @@ file into a build folder, describes it in a manifest beside the folder
 (site path → [input key, content digest, kind, last_modified]) and then
 switches the output symlink to it. A server worker only follows that link:
 
-* `SiteFiles.current()` re-reads the link at most every `check_interval`
-  seconds and loads the manifest of the build it names. A manifest that
+* `SiteFiles.current()` notices a switch on the next request: the writer
+  counts its switches in a small shared file beside the builds (see
+  `switching`), which a worker reads from memory on every request; only
+  when the count has moved does it read the link, and it loads the
+  manifest of the build the link names. The link and the manifest are
+  also re-checked every `check_interval` seconds (a link moved by hand). A manifest that
   cannot be used (half written, unknown format) is retried shortly; the
   previous build stays in service meanwhile.
 * Headers, ETags and 304s come from the manifest alone.
@@ -29,6 +33,7 @@ import gzip
 import hashlib
 import json
 import logging
+import mmap
 import os
 import threading
 import time
@@ -122,6 +127,62 @@ def _link_text(link: str) -> str | None:
 
 def _resolve(link: str, text: str) -> str:
     return os.path.normpath(os.path.join(os.path.dirname(link), text))
+
+
+# Beside the builds: how many times the output link was switched, twice
+# per switch (odd while one is under way), as 8 little-endian bytes.
+SWITCHES_NAME = "switches"
+
+
+def switches_file(out: str | Path) -> str:
+    out = os.path.abspath(out)
+    return os.path.join(os.path.dirname(out), f".{os.path.basename(out)}.builds", SWITCHES_NAME)
+
+
+class switching:
+    """Around the rename that switches the output link (one writer at a time: the builds lock).
+
+    The count goes odd before the rename and even after it, so a reader
+    that saw an even count, and then the link, knows the link has not
+    moved for as long as the count stays the same.
+    """
+
+    def __init__(self, out: str | Path):
+        self.path = switches_file(out)
+
+    def __enter__(self):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        try:
+            if os.fstat(fd).st_size < 8:
+                os.ftruncate(fd, 8)
+            self.counter = mmap.mmap(fd, 8)
+        finally:
+            os.close(fd)
+        count = int.from_bytes(self.counter[:8], "little")
+        self.odd = count + 1 if count % 2 == 0 else count + 2
+        self.counter[:8] = self.odd.to_bytes(8, "little")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        # even after a failed rename too: the link is then where it was
+        self.counter[:8] = (self.odd + 1).to_bytes(8, "little")
+        self.counter.close()
+
+
+def _map_switches(path: str) -> tuple[mmap.mmap, tuple] | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if st.st_size < 8:
+            return None
+        return mmap.mmap(fd, 8, access=mmap.ACCESS_READ), (st.st_dev, st.st_ino)
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
 
 
 def published_manifest(out: str | Path) -> dict[str, Entry] | None:
@@ -247,7 +308,7 @@ class HotCache:
 
 
 class SiteFiles:
-    """The build the output link names: the link is followed on every request, the manifest re-checked every `check_interval` s."""
+    """The build the output link names: a switch is followed on the next request, the link and manifest re-checked every `check_interval` s."""
 
     def __init__(self, out: str | Path, *, check_interval: float = CHECK_INTERVAL, cache_bytes: int = HOT_CACHE_BYTES):
         self.link = os.path.abspath(out)
@@ -258,19 +319,28 @@ class SiteFiles:
         self.reloads = 0
         self._next_check = 0.0
         self._link_said: str | None = None  # the link's text when self.build was last confirmed
+        self._switches_path = switches_file(self.link)
+        self._switches: tuple[mmap.mmap, tuple] | None = None  # the writer's switch count, mapped, and its file's identity
+        self._switches_seen: bytes | None = None  # an even count read before the link was last found unmoved
         self._lock = threading.Lock()
         self._complained: tuple | None = None
 
     def current(self) -> Build | None:
         build = self.build
         now = time.monotonic()
-        if build is not None and (now >= self._next_check or self._complained is None) and _link_text(self.link) != self._link_said:
-            # the link has moved: another worker may already be serving the
-            # new build, so this request must not answer from the old one (a
-            # reader who saw a post in a feed must find its page). One
-            # readlink per request, compared as the link's text: resolving
-            # it into a folder every time was half of a cached answer's Python.
-            return self.refresh(wait=True)
+        if build is not None and (now >= self._next_check or self._complained is None):
+            # Has the link moved? Then another worker may already be serving
+            # the new build, and this request must not answer from the old
+            # one (a reader who saw a post in a feed must find its page).
+            # The switch count is read from memory; the link (a readlink, a
+            # third of a cached answer's time) only when the count moved.
+            switches = self._switches
+            count = switches[0][:8] if switches is not None else None
+            if count is None or count != self._switches_seen or now >= self._next_check:
+                if _link_text(self.link) != self._link_said:
+                    return self.refresh(wait=True)
+                if count is not None and count[0] % 2 == 0:
+                    self._switches_seen = count
         if now >= self._next_check:
             self.refresh()
         return self.build
@@ -287,6 +357,9 @@ class SiteFiles:
 
     def _refresh(self) -> None:
         now = time.monotonic()
+        self._map_switches()
+        count = self._switches[0][:8] if self._switches is not None else None
+        self._switches_seen = None
         said = _link_text(self.link)
         folder = None if said is None else _resolve(self.link, said)
         if folder is None:
@@ -298,7 +371,7 @@ class SiteFiles:
                 st = os.fstat(handle.fileno())
                 identity = (folder, st.st_ino, st.st_mtime_ns, st.st_size)
                 if self.build is not None and self.build.identity == identity:
-                    self._link_said = said
+                    self._confirmed(said, count)
                     self._next_check = now + self.check_interval
                     return
                 raw = handle.read()
@@ -315,10 +388,29 @@ class SiteFiles:
         self.generation += 1
         self.reloads += 1
         self.build = Build(folder, files, identity, self.generation)
-        self._link_said = said
+        self._confirmed(said, count)
         self.hot.retain({entry.digest for entry in files.values()})
         self._complained = None
         self._next_check = time.monotonic() + self.check_interval
+
+    def _confirmed(self, said: str, count: bytes | None) -> None:
+        self._link_said = said
+        if count is not None and count[0] % 2 == 0:
+            self._switches_seen = count
+
+    def _map_switches(self) -> None:
+        """Map the writer's switch count, again when its file was replaced (the builds folder made anew)."""
+        try:
+            st = os.stat(self._switches_path)
+            identity = (st.st_dev, st.st_ino)
+        except OSError:
+            identity = None
+        if self._switches is not None and self._switches[1] == identity:
+            return
+        if self._switches is not None:
+            self._switches = None  # the old mapping is closed when no request holds it any more
+        if identity is not None:
+            self._switches = _map_switches(self._switches_path)
 
     def _unusable(self, what: tuple, message: str) -> None:
         if self._complained != what:

@@ -431,6 +431,34 @@ def _switch(out: Path, folder: Path) -> None:
     os.replace(temp, out)
 
 
+def test_a_switch_is_followed_on_the_next_request_however_long_the_check_interval(config, source):
+    """A reader who saw a post in one worker's feed must find it in every worker from then on."""
+    publish(config)
+    client = worker_app(config, check_interval=3600).test_client()
+    assert b"Fresh arrival" not in client.get("/atom.xml").data
+    for round in range(3):
+        write_post(source, "tech/new.md", post_text(title=f"Fresh arrival {round}", categories=("编程", "开源", "资讯"), date="2021-04-01 10:00:00"))
+        publish(config)
+        assert f"Fresh arrival {round}".encode() in client.get("/atom.xml").data, f"round {round}"
+
+
+def test_a_link_moved_by_hand_is_followed_within_the_check_interval(config):
+    publish(config)
+    client = worker_app(config, check_interval=0.2).test_client()
+    before = client.get("/atom.xml").data
+    old_folder = Path(link_target(config.output.dir))
+    new_folder = old_folder.with_name("handmade")
+    shutil.copytree(old_folder, new_folder)
+    changed = before.replace(b"Rust news", b"Rust NEWS")
+    data = json.loads(Path(str(old_folder) + MANIFEST_SUFFIX).read_text(encoding="utf-8"))
+    data["/atom.xml"][1] = digest_of(changed)
+    (new_folder / "atom.xml").write_bytes(changed)
+    Path(str(new_folder) + MANIFEST_SUFFIX).write_text(json.dumps(data), encoding="utf-8")
+    _switch(config.output.dir, new_folder)  # not through write_tree: no switch is counted
+    time.sleep(0.25)
+    assert client.get("/atom.xml").data == changed
+
+
 def test_headers_come_from_the_manifest(config):
     publish(config)
     client = worker_app(config).test_client()
