@@ -342,7 +342,10 @@ class SiteFiles:
                 if count is not None and count[0] % 2 == 0:
                     self._switches_seen = count
         if now >= self._next_check:
-            self.refresh()
+            # with no build yet, wait for the request loading one: answering
+            # 503 meanwhile kept that request from the GIL, and a worker
+            # started under load took seconds to load its first manifest
+            self.refresh(wait=build is None)
         return self.build
 
     def refresh(self, wait: bool = False) -> Build | None:

@@ -370,7 +370,9 @@ def app_from_env() -> Flask:
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     config = load_config(os.environ.get("FEEDS_CONFIG"))
-    return create_app(config, build=False, start_reloader=False)
+    app = create_app(config, build=False, start_reloader=False)
+    app.extensions["feeds.site"].refresh(wait=True)  # the published build, loaded before the first request
+    return app
 
 
 def run_granian(host: str, port: int, workers: int) -> None:
