@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import multiprocessing
 import os
 import pickle
 import shutil
@@ -474,13 +473,21 @@ def _tasks(jobs: list[tuple], chunk: int = 256) -> list[list[int]]:
     return tasks
 
 
+def _start_methods() -> list[str]:
+    # imported only here: a rebuild that renders a few files starts no process
+    import multiprocessing
+
+    return multiprocessing.get_all_start_methods()
+
+
 def _render_all(jobs: list[tuple], roots: tuple, gzip_siblings: bool, fresh: bool, workers: int, deliver: Callable[[list], None]) -> None:
     """Render every job; each one's (index in `jobs`, *_render_one's result) goes to `deliver`, a task's worth at a time."""
     _KNOWN_FOLDERS.clear()
-    if workers <= 1 or len(jobs) < RENDER_FORK_MIN or "fork" not in multiprocessing.get_all_start_methods():
+    if workers <= 1 or len(jobs) < RENDER_FORK_MIN or "fork" not in _start_methods():
         deliver([(i, *_render_one(job, roots, gzip_siblings, fresh)) for i, job in enumerate(jobs)])
         return
     global _RENDER_JOBS
+    import multiprocessing
 
     # forked children see the catalog and the renderer as they are, with
     # nothing pickled; each writes its own files and sends back only their

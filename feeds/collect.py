@@ -11,36 +11,46 @@ import os
 from dataclasses import dataclass
 import re
 from pathlib import Path
-from typing import NamedTuple
-
-import yaml
-from frontmatter.default_handlers import YAMLHandler
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from .model import ERROR, WARNING, Post, Problem
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
 
-try:
-    _BaseLoader = yaml.CSafeLoader
-except AttributeError:  # PyYAML built without libyaml: correct, only slower
-    _BaseLoader = yaml.SafeLoader
+
+class YamlTools(NamedTuple):
+    yaml: Any  # the PyYAML module
+    loader: type
+    handler: Any  # python-frontmatter's YAMLHandler
 
 
-class FrontMatterLoader(_BaseLoader):  # type: ignore[misc, valid-type]
-    """The C safe loader, minus implicit timestamps.
+@lru_cache(maxsize=1)
+def front_matter_yaml() -> YamlTools:
+    """PyYAML, the front-matter loader and python-frontmatter's handler, imported with the first post read.
 
-    PyYAML turns `2021-02-30 10:00:00` into a ValueError that loses the
-    whole front matter, and turns naive times into naive datetimes; dates
-    stay strings here so normalize can parse and report them one by one.
+    Walking the source folder, which is all an up-to-date check and a
+    rebuild's main process do with the posts, needs none of them.
     """
+    import yaml
+    from frontmatter.default_handlers import YAMLHandler
 
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # without libyaml: correct, only slower
 
-FrontMatterLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
-}
+    class FrontMatterLoader(base):  # type: ignore[misc, valid-type]
+        """The C safe loader, minus implicit timestamps.
 
-_HANDLER = YAMLHandler()
+        PyYAML turns `2021-02-30 10:00:00` into a ValueError that loses the
+        whole front matter, and turns naive times into naive datetimes; dates
+        stay strings here so normalize can parse and report them one by one.
+        """
+
+    FrontMatterLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in base.yaml_implicit_resolvers.items()
+    }
+    return YamlTools(yaml, FrontMatterLoader, YAMLHandler())
+
 _FENCE = re.compile(r"^-{3,}[ \t]*$")
 _TOP_KEY = re.compile(r"^([^\s#:'\"\-][^:]*?):(?:[ \t]|$)")
 _SCALAR_LINE = re.compile(r"^([A-Za-z_][\w-]*):[ \t]+(\S.*?)[ \t]*$")
@@ -238,7 +248,7 @@ def _key_lines(fm: str, first_line: int) -> tuple[dict[str, int], list[tuple[str
     return lines, duplicates
 
 
-def _yaml_problem(exc: yaml.YAMLError, first_line: int) -> tuple[int | None, str]:
+def _yaml_problem(exc: Exception, first_line: int) -> tuple[int | None, str]:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line = first_line + mark.line if mark is not None else None
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -255,12 +265,13 @@ def load_yaml(text: str):
     2021-13-45`), and nesting a few hundred levels deep exhausts the stack:
     both would otherwise escape as a traceback and stop the whole build.
     """
+    tools = front_matter_yaml()
     try:
-        return _HANDLER.load(text, Loader=FrontMatterLoader)
+        return tools.handler.load(text, Loader=tools.loader)
     except RecursionError:
-        raise yaml.YAMLError("front matter nests too deeply") from None
+        raise tools.yaml.YAMLError("front matter nests too deeply") from None
     except (ValueError, KeyError, TypeError) as exc:
-        raise yaml.YAMLError(f"a value does not fit its tag ({exc})") from None
+        raise tools.yaml.YAMLError(f"a value does not fit its tag ({exc})") from None
 
 
 def _repair(fm: str) -> tuple[str, list[int]]:
@@ -269,6 +280,7 @@ def _repair(fm: str) -> tuple[str, list[int]]:
     Scrapers write titles like `"""'Swift：解包'"""` or `title: a: b`; the
     repaired value keeps every character but the runaway quotes.
     """
+    yaml_error = front_matter_yaml().yaml.YAMLError
     out = []
     repaired = []
     for index, line in enumerate(fm.split("\n")):
@@ -276,7 +288,7 @@ def _repair(fm: str) -> tuple[str, list[int]]:
         if match and match.group(1) in _REPAIRABLE_KEYS and match.group(2)[0] not in "[{&*!|>":
             try:
                 load_yaml(line)
-            except yaml.YAMLError:
+            except yaml_error:
                 key, value = match.groups()
                 stripped = _QUOTE_RUNS.sub("", value)
                 line = f"{key}: '" + stripped.replace("'", "''") + "'"
@@ -331,13 +343,14 @@ def split_post(text: str, where: str) -> tuple[dict | None, str, int, dict[str, 
     key_lines, duplicates = _key_lines(fm, first_line)
     for key, line in duplicates:
         problems.append(Problem(where, line, WARNING, f"key '{key}' given twice: the last one counts"))
+    yaml_error = front_matter_yaml().yaml.YAMLError
     try:
         meta = load_yaml(fm) if fm.strip() else {}
-    except yaml.YAMLError as exc:
+    except yaml_error as exc:
         repaired_fm, repaired = _repair(fm)
         try:
             meta = load_yaml(repaired_fm) if repaired else None
-        except yaml.YAMLError:
+        except yaml_error:
             meta = None
         if meta is None:
             line, message = _yaml_problem(exc, first_line)

@@ -17,10 +17,9 @@ import os
 import pickle
 import secrets
 import shutil
+import sys
 import time
 from collections import OrderedDict
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from datetime import datetime, timedelta, timezone
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 from . import __version__
-from .collect import scan_sources, parse_post_bytes, MAX_FILE_BYTES
+from .collect import MAX_FILE_BYTES, front_matter_yaml, parse_post_bytes, scan_sources
 from .config import Config
 from .gcpause import cyclic_gc_paused
 from .model import ERROR, Article, Problem, WARNING, pickled_by_fields
@@ -419,18 +418,49 @@ def code_fingerprint() -> str:
     return _digest_files(sorted(f.relative_to(package).as_posix() for f in package.rglob("*") if f.is_file() and f.suffix in (".py", ".html", ".xsl")))
 
 
+def _normalized(name: str) -> str:
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
+def installed_versions(names) -> dict[str, str]:
+    """name → version of each installed distribution, "absent" when not installed.
+
+    Read off the `Name-Version.dist-info` folders on sys.path, first one
+    wins as for imports; importlib.metadata, asked for the rest only, took
+    30 ms of every rebuild for six names.
+    """
+    wanted = {_normalized(name): name for name in names}
+    found: dict[str, str] = {}
+    for folder in sys.path:
+        try:
+            entries = os.listdir(folder or ".")
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.endswith(".dist-info"):
+                dist, _, release = entry[: -len(".dist-info")].partition("-")
+                name = wanted.get(_normalized(dist))
+                if name is not None and release and name not in found:
+                    found[name] = release
+        if len(found) == len(wanted):
+            break
+    missing = [name for name in names if name not in found]
+    if missing:
+        from importlib.metadata import PackageNotFoundError, version
+
+        for name in missing:
+            try:
+                found[name] = version(name)
+            except PackageNotFoundError:
+                found[name] = "absent"
+    return found
+
+
 @lru_cache(maxsize=1)
 def process_fingerprint() -> str:
     """A digest of what turns a post into an Outcome: that code and the libraries it leans on."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = []
-    for name in PROCESS_LIBRARIES:
-        try:
-            versions.append(f"{name}={version(name)}")
-        except PackageNotFoundError:
-            versions.append(f"{name}=absent")
-    return _digest_files(PROCESS_MODULES) + ";" + ",".join(versions)
+    versions = installed_versions(PROCESS_LIBRARIES)
+    return _digest_files(PROCESS_MODULES) + ";" + ",".join(f"{name}={versions[name]}" for name in PROCESS_LIBRARIES)
 
 
 def _job_fingerprint(job: Job) -> str:
@@ -886,11 +916,15 @@ def _load_in_workers(todo: list[int], sources: list, job: Job, body_dir: str | N
     that one too is reported and not published), and the rest in a new pool.
     """
     global _MARKS
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
     total = len(todo)
     done = 0
-    # the workers fork with the engine already imported: its modules are
-    # then shared by all of them instead of loaded once in each
+    # the workers fork with the engine and YAML already imported: their
+    # modules are then shared by all of them instead of loaded once in each
     get_sanitizer(job.engine, job.policy)
+    front_matter_yaml()
     marks = mmap.mmap(-1, len(sources))
     _MARKS = marks  # forked workers share the mapping
     try:

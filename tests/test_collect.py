@@ -15,7 +15,7 @@ def test_front_matter_pyyaml_cannot_build_is_reported_not_raised(value, monkeypa
         def exhausted(*args, **kwargs):
             raise RecursionError("maximum recursion depth exceeded")
 
-        monkeypatch.setattr(collect._HANDLER, "load", exhausted)
+        monkeypatch.setattr(collect.front_matter_yaml().handler, "load", exhausted)
     meta, _, _, _, problems = split_post(f"---\ntitle: {value}\n---\nbody", "p.md")
     assert meta is None
     assert [p.severity for p in problems] == ["error"] and problems[0].message.startswith("invalid YAML front matter")

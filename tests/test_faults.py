@@ -261,6 +261,17 @@ def test_cache_key_covers_every_library_a_post_goes_through():
     assert not missing, f"imported by the process modules but not in PROCESS_LIBRARIES: {sorted(missing)}"
 
 
+def test_the_library_versions_in_the_cache_key_are_the_installed_ones():
+    """A new release of a parser must change the key: the fast lookup agrees with importlib.metadata."""
+    from importlib.metadata import version
+
+    from feeds import pipeline
+
+    found = pipeline.installed_versions(pipeline.PROCESS_LIBRARIES + ("no-such-distribution-here",))
+    assert {name: found[name] for name in pipeline.PROCESS_LIBRARIES} == {name: version(name) for name in pipeline.PROCESS_LIBRARIES}
+    assert found["no-such-distribution-here"] == "absent"
+
+
 def test_small_change_appends_to_the_cache_journal_and_a_torn_journal_is_recovered(tmp_path):
     source = tmp_path / "posts"
     many_posts(source, 20)
