@@ -10,9 +10,9 @@ switches the output symlink to it. A server worker only follows that link:
   `switching`), which a worker reads from memory on every request; only
   when the count has moved does it read the link, and it loads the
   manifest of the build the link names. The link and the manifest are
-  also re-checked every `check_interval` seconds (a link moved by hand). A manifest that
-  cannot be used (half written, unknown format) is retried shortly; the
-  previous build stays in service meanwhile.
+  also re-checked every `check_interval` seconds (a link moved by hand).
+  A manifest that cannot be used (half written, unknown format) is
+  retried shortly; the previous build stays in service meanwhile.
 * Headers, ETags and 304s come from the manifest alone.
 * Bodies are read from the build folder and must hash to the manifest's
   digest before a byte is sent. A build folder can be rewritten under a
@@ -169,7 +169,8 @@ class switching:
         self.counter.close()
 
 
-def _map_switches(path: str) -> tuple[mmap.mmap, tuple] | None:
+def _open_switches(path: str) -> tuple[mmap.mmap, tuple] | None:
+    """The switch count mapped read-only, and its file's identity (None when it cannot be read)."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     except OSError:
@@ -413,7 +414,7 @@ class SiteFiles:
         if self._switches is not None:
             self._switches = None  # the old mapping is closed when no request holds it any more
         if identity is not None:
-            self._switches = _map_switches(self._switches_path)
+            self._switches = _open_switches(self._switches_path)
 
     def _unusable(self, what: tuple, message: str) -> None:
         if self._complained != what:
