@@ -860,10 +860,11 @@ def load_articles(
         problems.append(Problem(str(cache.directory), None, WARNING, error))
     # saving may have moved bodies out of small packs and removed those:
     # this build's articles are read from where their bodies are now
-    for index, key in keys.items():
-        moved = cache.moved.get(key)
-        if moved is not None:
-            outcomes[index] = _redisplay(moved, sources[index].display)
+    if cache.moved:
+        for index, key in keys.items():
+            moved = cache.moved.get(key)
+            if moved is not None:
+                outcomes[index] = _redisplay(moved, sources[index].display)
 
     articles: list[Article] = []
     drafts = 0
