@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import watch
-from .build import SiteState, WriteReport, plan_site, run_pipeline, write_tree
+from .build import OutputAhead, SiteState, WriteReport, plan_site, run_pipeline, write_tree
 from .collect import scan_sources
 from .config import Config
 from .pipeline import Cache, make_job
@@ -84,8 +84,9 @@ class Builder:
                 scan = self._scan_now()
                 stamp = watch.stamp_of(scan)
             before = published_manifest(self.config.output.dir) if self.publisher else None
-            state = run_pipeline(self.config, cache=self.cache, progress=progress, scan=scan)
-            report = write_tree(self.config.output.dir, plan_site(self.config, state), gzip_siblings=self.config.output.gzip)
+            ahead = OutputAhead(self.config.output.dir, self.config.output.gzip)
+            state = run_pipeline(self.config, cache=self.cache, progress=progress, scan=scan, ahead=ahead)
+            report = write_tree(self.config.output.dir, plan_site(self.config, state), gzip_siblings=self.config.output.gzip, ahead=ahead)
             self.stamp = stamp
             self.builds += 1
             lines = {str(p) for p in state.problems}

@@ -74,6 +74,33 @@ def _report(problems, stream=None) -> tuple[int, int]:
     return errors, warnings
 
 
+# Commands that leave nothing behind once they return: every file they
+# wrote is closed, and their threads and child processes have ended.
+QUICK_EXIT_COMMANDS = ("build", "check")
+
+
+def entry() -> None:
+    """The `feeds` program: main(), without the interpreter's teardown after a build or a check.
+
+    Freeing a build's objects one at a time at exit took 45-75 ms of a
+    1.3 s one-post rebuild at 10,000 posts, after everything was written;
+    the operating system frees the process's memory at once.
+    """
+    # the group's own options are flags: its first other word is the command
+    command = next((word for word in sys.argv[1:] if not word.startswith("-")), None)
+    try:
+        main()
+    except SystemExit as exc:
+        if command not in QUICK_EXIT_COMMANDS or not (exc.code is None or isinstance(exc.code, int)):
+            raise
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            raise exc from None  # let the interpreter report what it can
+        os._exit(exc.code or 0)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="feeds")
 def main() -> None:
@@ -114,7 +141,7 @@ def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
                 sys.exit(EXIT_PROBLEMS)
             return
     stamp, _ = fingerprinted
-    from .build import OutputError, plan_site, run_pipeline, write_tree
+    from .build import OutputAhead, OutputError, plan_site, run_pipeline, write_tree
 
     progress = Progress()
     # this command ends when the tree is written: what is loaded now lives
@@ -122,8 +149,9 @@ def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
     # loaded nor after (its passes were a third of a one-post rebuild at
     # 10,000 posts)
     gc.disable()
+    ahead = OutputAhead(config.output.dir, use_gzip)
     try:
-        state = run_pipeline(config, use_cache=not no_cache, progress=progress, scan=scan)
+        state = run_pipeline(config, use_cache=not no_cache, progress=progress, scan=scan, ahead=ahead)
     finally:
         progress.close()
         gc.freeze()
@@ -133,7 +161,7 @@ def build(config_path, out_dir, strict, no_cache, gzip_siblings) -> None:
     del scan
     errors, warnings = _report(state.problems)
     try:
-        report = write_tree(config.output.dir, plan_site(config, state), gzip_siblings=use_gzip)
+        report = write_tree(config.output.dir, plan_site(config, state), gzip_siblings=use_gzip, ahead=ahead)
     except OutputError as exc:
         uptodate.forget(config)
         click.echo(f"{exc}", err=True)

@@ -14,7 +14,6 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from email.utils import parsedate_to_datetime
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -146,6 +145,10 @@ def parse_date(value: Any, tz: ZoneInfo) -> datetime | None:
 
 def _parse_date_text(text: str) -> datetime | None:
     if text[:1].isalpha() or "," in text or re.search(r"\b(?:GMT|UTC|[+-]\d{4})$", text):
+        # imported here: email.utils brings socket and the email package
+        # with it, and most posts never need it
+        from email.utils import parsedate_to_datetime
+
         try:
             parsed = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):

@@ -15,8 +15,6 @@ import hashlib
 import mmap
 import os
 import pickle
-import secrets
-import shutil
 import sys
 import time
 from collections import OrderedDict
@@ -67,6 +65,7 @@ class LoadResult:
     # rel → content key of the files changed within RACY_SECONDS of the
     # build's start: the only ones a later stat could fail to tell apart
     recent_keys: dict[str, str] = dataclasses.field(default_factory=dict)
+    cache_dir: Path | None = None  # the build cache used (None: --no-cache), where the renderer may keep its own
 
 
 def make_job(config: Config) -> Job:
@@ -314,7 +313,7 @@ def _pack_for(body_dir: str) -> tuple[str, int]:
         held = None
     if held is None or held[0] != pid:  # none yet, or inherited by a forked worker
         os.makedirs(body_dir, exist_ok=True)
-        path = f"{body_dir}/{PACK_PREFIX}{pid}-{secrets.token_hex(6)}"
+        path = f"{body_dir}/{PACK_PREFIX}{pid}-{os.urandom(6).hex()}"
         held = _WRITING[body_dir] = (pid, path, os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
     return held[1], held[2]
 
@@ -707,6 +706,8 @@ class Cache:
                 old.unlink(missing_ok=True)
         for old in self.directory.glob("bodies-*"):
             if str(old) != self.body_dir:
+                import shutil  # here: it imports three compression modules
+
                 shutil.rmtree(old, ignore_errors=True)  # from other settings or code
         tmp = file.with_suffix(f".tmp{os.getpid()}")
         with open(tmp, "wb") as handle:
@@ -905,6 +906,7 @@ def load_articles(
         processed=total,
         seconds=time.perf_counter() - started,
         recent_keys=recent_keys,
+        cache_dir=cache.directory,
     )
 
 

@@ -245,3 +245,58 @@ def test_a_failure_in_a_render_process_stops_the_build_and_keeps_the_output(tmp_
     with pytest.raises(error, match=message):
         write_tree(out, plan_site(config, run_pipeline(config)), workers=2)
     assert tree(out) == before
+
+
+def test_manifests_read_ahead_are_used_while_they_are_the_folder_s(site, monkeypatch):
+    import feeds.build as build_module
+
+    source, config = site
+    build(config)
+    build(config)  # a published build and a spare beside it
+    write_post(source, "a/b/one.md", post_text(title="one, edited", date="2021-03-01 10:00:00"))
+    ahead = build_module.OutputAhead(config.output.dir, False)
+    state = run_pipeline(config, ahead=ahead)
+    reads = []
+    real = build_module._load_manifest
+    monkeypatch.setattr(build_module, "_load_manifest", lambda folder: reads.append(folder) or real(folder))
+    write_tree(config.output.dir, plan_site(config, state), ahead=ahead)
+    assert reads == []  # both manifests came from the read-ahead
+    _, files = build_in_memory(config)
+    assert tree(config.output.dir) == {p.lstrip("/"): r.body for p, r in files.items()}
+
+
+def test_manifests_read_ahead_are_not_used_once_another_build_switched(site):
+    from feeds.build import OutputAhead
+
+    source, config = site
+    build(config)
+    build(config)
+    ahead = OutputAhead(config.output.dir, False)
+    ahead.read()  # what this build knows of the folder...
+    write_post(source, "a/b/one.md", post_text(title="one, edited by another build", date="2021-03-01 10:00:00"))
+    build(config)  # ...stops being true: another build switched meanwhile
+    write_post(source, "a/c/two.md", post_text(title="two, edited", categories=("组", "另一个源", "频道"), date="2021-03-02 10:00:00"))
+    write_tree(config.output.dir, plan_site(config, run_pipeline(config)), ahead=ahead)
+    _, files = build_in_memory(config)
+    assert tree(config.output.dir) == {p.lstrip("/"): r.body for p, r in files.items()}
+    assert_only_complete_builds(config.output.dir.parent / ".public.builds")
+
+
+def test_compiled_templates_are_kept_in_the_build_cache_and_reused(site, monkeypatch):
+    import jinja2
+
+    from feeds.render.site import SiteRenderer
+
+    _, config = site
+    build(config)
+    kept = list(config.build.cache_dir.glob("templates-*/*.cache"))
+    assert kept, "no compiled template was kept"
+    state, cold = build_in_memory(config)  # no cache at all: templates compiled from source
+
+    def compile_again(*args, **kwargs):
+        raise AssertionError("a template was compiled again")
+
+    monkeypatch.setattr(jinja2.Environment, "compile", compile_again)
+    renderer = SiteRenderer(config, state.catalog, cache_dir=config.build.cache_dir)
+    pages = dict(renderer.render())
+    assert {p: r.body for p, r in pages.items()} == {p: r.body for p, r in cold.items()}
