@@ -14,6 +14,7 @@ from pathlib import Path
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from .gcpause import cyclic_gc_paused
 from .model import ERROR, WARNING, Post, Problem
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -175,7 +176,10 @@ def scan_sources(source_dir: Path, pattern: str) -> tuple[list[Source], list[Pro
             except OSError as exc:
                 found.append(Source(entry.path, rel, None, exc.strerror or str(exc)))
 
-    walk(str(source_dir), "")
+    # the walk makes objects that all outlive it and form no cycles: the
+    # collector's passes over them were a third of the walk's time
+    with cyclic_gc_paused():
+        walk(str(source_dir), "")
     found.sort(key=lambda source: source.rel)
     return found, problems
 
