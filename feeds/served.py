@@ -202,13 +202,21 @@ def _safe_parts(path: str) -> list[str] | None:
 class Build:
     """One build folder and its manifest, as loaded by a worker."""
 
-    __slots__ = ("folder", "files", "identity", "generation")
+    __slots__ = ("folder", "files", "identity", "generation", "routes", "answers")
 
     def __init__(self, folder: str, files: dict[str, Entry], identity: tuple, generation: int):
         self.folder = folder
         self.files = files
         self.identity = identity
         self.generation = generation
+        # what requests to this build have worked out already, so that the
+        # next request for the same file does none of it again (a cached
+        # answer's own Python was 40% of a worker's time under load, and a
+        # worker serves no faster than it runs Python): the request path
+        # as received → (manifest path, entry); (manifest path, gzip) → the
+        # 200 answer's headers. Both are bounded by the files asked for.
+        self.routes: dict[str, tuple[str, Entry]] = {}
+        self.answers: dict[tuple[str, bool], tuple] = {}
 
     def resolve(self, path: str) -> tuple[str | None, str | None]:
         """→ (manifest path to serve, or None; a folder to redirect to, or None)."""
@@ -251,14 +259,18 @@ class HotCache:
         self.hits = self.misses = 0
 
     def get(self, digest: str) -> Hot | None:
-        with self.lock:
-            item = self.items.get(digest)
-            if item is None:
-                self.misses += 1
-                return None
+        # no lock on the hot path: each step is one call into C under the
+        # GIL, and an entry evicted in between is only not moved up
+        item = self.items.get(digest)
+        if item is None:
+            self.misses += 1
+            return None
+        try:
             self.items.move_to_end(digest)
-            self.hits += 1
-            return item
+        except KeyError:
+            pass  # evicted by another thread meanwhile: the body in hand is still right
+        self.hits += 1
+        return item
 
     def put(self, digest: str, body: bytes) -> Hot:
         item = Hot(body)
@@ -273,6 +285,18 @@ class HotCache:
             self.used += item.size
             self._evict()
         return item
+
+    def ready(self, digest: str, gzipped: bool) -> bytes | None:
+        """The kept body to send again: its gzip variant when `gzipped` and it has one; None when it is not kept (or its variant not made yet)."""
+        item = self.get(digest)
+        if item is None:
+            return None
+        if not gzipped:
+            return item.body
+        gz = item.gz
+        if gz is _UNSET:
+            return None
+        return item.body if gz is None else gz
 
     def gzipped(self, item: Hot) -> bytes | None:
         gz = item.gz

@@ -40,6 +40,7 @@ log = logging.getLogger("feeds.web")
 
 CORS_KINDS = ("atom", "rss", "json", "opml", "xsl")
 ATTEMPTS = 3  # reads of a file that changed under us before answering 503
+ANSWERS_KEPT = 16384  # paths and answers a worker remembers per build (about 300 bytes each)
 FILTERED_MEMO_BYTES = 8 * 1024 * 1024  # query results kept per worker; larger ones are not kept
 
 
@@ -97,6 +98,7 @@ def _not_modified_since(header: str, last_modified: float | None) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=256)
 def _accepts_gzip(header: str) -> bool:
     for part in header.split(","):
         token, _, params = part.strip().partition(";")
@@ -151,8 +153,32 @@ def serve_file(site: SiteFiles, build: Build, path: str, entry: Entry, environ, 
         payload = gz
         headers.append(("Content-Encoding", "gzip"))
     headers.append(("Content-Length", str(len(payload))))
+    if item.stored and len(build.answers) < ANSWERS_KEPT:
+        build.answers[(path, wants_gzip)] = tuple(headers)
     start_response("200 OK", headers)
     return [b""] if head_only else [payload]
+
+
+def _plain_get(site: SiteFiles, build: Build, raw_path: str, environ, start_response):
+    """A plain GET (no validators, no query) of a file this build has answered before, from memory; None when it cannot be.
+
+    serve_file worked everything out the first time and kept the headers;
+    the body comes from the hot cache, so one evicted since is read and
+    verified again by serve_file.
+    """
+    route = build.routes.get(raw_path)
+    if route is None:
+        return None
+    accept = environ.get("HTTP_ACCEPT_ENCODING")
+    gzipped = accept is not None and _accepts_gzip(accept)
+    headers = build.answers.get((route[0], gzipped))
+    if headers is None:
+        return None
+    payload = site.hot.ready(route[1].digest, gzipped)
+    if payload is None:
+        return None
+    start_response("200 OK", list(headers))
+    return [payload]
 
 
 class StaticFastPath:
@@ -167,16 +193,28 @@ class StaticFastPath:
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD") or environ.get("QUERY_STRING"):
             return self.fallback(environ, start_response)
-        path = decode_path(environ)
         site = self.site
+        raw_path = environ.get("PATH_INFO", "")
+        if method == "GET" and "HTTP_IF_NONE_MATCH" not in environ and "HTTP_IF_MODIFIED_SINCE" not in environ:
+            build = site.current()
+            if build is not None:
+                answer = _plain_get(site, build, raw_path, environ, start_response)
+                if answer is not None:
+                    return answer
+        path = decode_path(environ)
         for _ in range(ATTEMPTS):
             build = site.current()
             if build is None:
                 break
-            key, _redirect = build.resolve(path)
-            if key is None:
-                break
-            answer = serve_file(site, build, key, build.files[key], environ, start_response, self.max_age)
+            route = build.routes.get(raw_path)
+            if route is None:
+                key, _redirect = build.resolve(path)
+                if key is None:
+                    break
+                route = (key, build.files[key])
+                if len(build.routes) < ANSWERS_KEPT:
+                    build.routes[raw_path] = route
+            answer = serve_file(site, build, route[0], route[1], environ, start_response, self.max_age)
             if answer is not None:
                 return answer
             site.refresh(wait=True)  # the folder moved on: follow the link now
