@@ -375,7 +375,7 @@ drop_selectors = [".appendQr_wrap"]
 
 [server]
 host = "127.0.0.1"
-workers = 1
+workers = 0
 reload_seconds = {RELOAD_SECONDS}
 """,
         encoding="utf-8",

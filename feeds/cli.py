@@ -227,7 +227,7 @@ def serve(config_path, host, port, workers) -> None:
     config = _load(config_path)
     host = host or config.server.host
     port = config.server.port if port is None else port
-    workers = workers or config.server.workers
+    workers = workers or config.server.worker_count
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     from .build import OutputError
     from .builder import Builder

@@ -97,7 +97,14 @@ class ServerConfig:
     port: int = 8000
     max_age: int = 300
     reload_seconds: float = 2.0
-    workers: int = 1
+    # one granian worker per core: on 2 cores, under wrk at 10,000 posts,
+    # two workers answered a cached feed with a p99 of 4.4-4.8 ms against
+    # one worker's 5.5-6.9 ms (nginx, one worker: 3.9-5.0 ms)
+    workers: int = 0
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -235,8 +242,8 @@ def _validate(config: Config, file: str) -> None:
         raise ConfigError(f"{file}: error: [server] max_age: must not be negative")
     if server.reload_seconds < 0:
         raise ConfigError(f"{file}: error: [server] reload_seconds: must not be negative (0 = off)")
-    if server.workers < 1:
-        raise ConfigError(f"{file}: error: [server] workers: must be at least 1")
+    if server.workers < 0:
+        raise ConfigError(f"{file}: error: [server] workers: must be 0 (one per core) or more")
     hub = config.websub.hub
     if hub and urlsplit(hub).scheme not in ("http", "https"):
         raise ConfigError(f"{file}: error: [websub] hub: expected an http(s) URL or \"\"")

@@ -208,6 +208,21 @@ def test_serve_with_a_bad_config_exits_2(tmp_path):
     assert result.returncode == 2 and "reload_seconds" in result.stderr
 
 
+def test_server_workers_default_to_one_per_core_and_refuse_a_negative_count(tmp_path):
+    import os
+
+    from feeds.config import ConfigError, load_config
+
+    config = tmp_path / "config.toml"
+    config.write_text("[server]\n", encoding="utf-8")
+    assert load_config(str(config)).server.worker_count == (os.cpu_count() or 1)
+    config.write_text("[server]\nworkers = 3\n", encoding="utf-8")
+    assert load_config(str(config)).server.worker_count == 3
+    config.write_text("[server]\nworkers = -1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="workers"):
+        load_config(str(config))
+
+
 def test_serve_builds_first_then_serves_a_new_post_within_reload_seconds_plus_one(tmp_path):
     import time
 
