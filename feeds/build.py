@@ -148,8 +148,12 @@ def _write_manifest(build: Path, manifest: dict[str, list], text: str | None = N
     """Write the manifest (or `text`, when that is already its JSON) → its JSON."""
     tmp = build.with_name(build.name + MANIFEST_SUFFIX + ".tmp")
     if text is None:
-        # dumps, not dump: only the one-shot encoder runs in C
-        text = json.dumps(manifest, ensure_ascii=False, separators=(",", ":"))
+        # dumps, not dump: only the one-shot encoder runs in C. It makes a
+        # (path, entry) tuple per file, each of which counted toward a
+        # collection of everything allocated since the last one (20 ms of
+        # a one-post rebuild at 10,000 posts)
+        with cyclic_gc_paused():
+            text = json.dumps(manifest, ensure_ascii=False, separators=(",", ":"))
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)
     os.replace(tmp, _manifest_file(build))
