@@ -211,7 +211,7 @@ class OutputAhead:
     def __init__(self, out: Path, gzip_siblings: bool):
         self.out = out.absolute()
         self.options = _options(gzip_siblings)
-        self.found: tuple | None = None  # (previous, its manifest, spare or None, identities)
+        self.found: tuple | None = None  # (previous, its manifest, (spare, its manifest), identities)
 
     def read(self) -> None:
         previous = _current_build(self.out)
@@ -292,11 +292,12 @@ def _write_tree_locked(out: Path, builds: Path, resources, gzip_siblings: bool, 
     options = _options(gzip_siblings)
     known = ahead.take(previous) if ahead is not None and ahead.options == options else None
     if known is not None:
-        old_manifest, known_spare = known
+        old_manifest, found = known
     else:
         old_manifest = _load_manifest(previous) if previous else {}
         if old_manifest.get("") != options:
             old_manifest = {}
+        found = _find_spare(builds, previous, options)
 
     items = [_as_pending(item) for item in resources] if old_manifest else resources
     if old_manifest and len(items) == len(old_manifest) - 1 and all(
@@ -304,15 +305,13 @@ def _write_tree_locked(out: Path, builds: Path, resources, gzip_siblings: bool, 
     ):
         # nothing changed: the published tree stays as it is, untouched;
         # only what a killed build may have left is cleared away
-        spare = known_spare if known is not None else _find_spare(builds, previous, options)
-        _prune(builds, keep={previous, spare[0]} if spare else {previous})
+        _prune(builds, keep={previous, found[0]} if found else {previous})
         report.files = report.skipped = len(items)
         report.target = previous
         report.up_to_date = True
         return
 
     build = builds / _new_name()
-    found = known_spare if known is not None else _find_spare(builds, previous, options)
     in_place: dict[str, list] = {}
     # the first build also lays out the folder the next build will update in
     # place (directories and hard links only), so that no later build has to
