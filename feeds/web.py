@@ -169,8 +169,7 @@ def _plain_get(site: SiteFiles, build: Build, raw_path: str, environ, start_resp
     route = build.routes.get(raw_path)
     if route is None:
         return None
-    accept = environ.get("HTTP_ACCEPT_ENCODING")
-    gzipped = accept is not None and _accepts_gzip(accept)
+    gzipped = _accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", ""))
     headers = build.answers.get((route[0], gzipped))
     if headers is None:
         return None

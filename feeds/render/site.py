@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import resources
@@ -133,13 +134,11 @@ class _CompiledTemplates(FileSystemBytecodeCache):
 
     def __init__(self, cache_dir: Path):
         options = hashlib.blake2b(repr(sorted(TEMPLATE_OPTIONS.items())).encode(), digest_size=6).hexdigest()
-        folder = cache_dir / f"templates-jinja{jinja2.__version__}-{options}"
-        super().__init__(str(folder))
-        self.folder = folder
+        super().__init__(str(cache_dir / f"templates-jinja{jinja2.__version__}-{options}"))
 
     def dump_bytecode(self, bucket) -> None:
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            os.makedirs(self.directory, exist_ok=True)
             super().dump_bytecode(bucket)
         except OSError:
             # only time is lost: the template was compiled and is used; the
