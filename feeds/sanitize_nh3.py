@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import html
+import itertools
 import re
 
 import nh3
@@ -189,40 +190,40 @@ class Nh3Sanitizer:
         return CleanBody(squeeze_blank_lines(xml_safe(out)).strip(), text, first_image, frozenset(dropped_images), notes)
 
     def _structure(self, root, base_url: str) -> set[str]:
-        """Remove what goes with its content, unwrap unknown elements, rewrite URLs; → the removed images."""
+        """Remove what goes with its content, unwrap unknown elements, rewrite URLs; → the removed images.
+
+        lxml's HTML parser gives every tag name in lower case, so names are
+        compared as they are.
+        """
         doomed = []
         unknown: set[str] = set()  # names of elements to unwrap
         drop_rule = self.drop_rule
         drops = drop_rule.drops
         tags = self.tags
         rewrite = self._rewrite
-        keep_ancestors = drop_rule.needs_ancestors
         # most elements have no attributes; such an element goes only for its
         # name or for a selector that asks for no attribute
         bare_may_drop = bool(drop_rule.bare_subjects)
-        ancestors: list[tuple[str, object]] = []  # open elements below the wrapper, for selectors
-        # "end" events only matter for keeping the ancestors
-        walker = etree.iterwalk(root, events=("start", "end", "comment", "pi") if keep_ancestors else ("start", "comment", "pi"))
-        for event, element in walker:
-            if event == "start":
-                if element is root:
-                    continue
-                name = element.tag.lower()
-                attrs = element.attrib
-                if keep_ancestors:
-                    ancestors.append((name, attrs))
-                if (attrs or bare_may_drop or name in DROP_WITH_CONTENT) and drops(name, attrs, ancestors, base_url):
-                    doomed.append(element)
-                    walker.skip_subtree()  # its "end" event still comes, and pops the ancestors
-                elif name not in tags:
-                    unknown.add(element.tag)  # ammonia drops the content of some unknown elements
-                elif attrs and (name in _MEDIA_TAGS or not URL_ATTRIBUTES.isdisjoint(attrs)):
-                    rewrite(attrs, name, base_url)
-            elif event == "end":
-                if element is not root:
-                    ancestors.pop()
-            else:  # a comment or processing instruction
+        if drop_rule.needs_ancestors:
+            walk = self._walk_with_ancestors(root)
+        else:
+            # no selector looks above its element (drops() then reads no
+            # ancestors): a plain walk, half the cost of iterwalk. It also
+            # enters what is doomed, which is rarely much, and harmless: a
+            # doomed element inside another goes with it.
+            walk = zip(root.iterdescendants(), itertools.repeat(()))
+        for element, ancestors in walk:
+            name = element.tag
+            if name.__class__ is not str:  # a comment or processing instruction
                 doomed.append(element)
+                continue
+            attrs = element.attrib
+            if (attrs or bare_may_drop or name in DROP_WITH_CONTENT) and drops(name, attrs, ancestors, base_url):
+                doomed.append(element)
+            elif name not in tags:
+                unknown.add(name)  # ammonia drops the content of some unknown elements
+            elif attrs and (name in _MEDIA_TAGS or not URL_ATTRIBUTES.isdisjoint(attrs)):
+                rewrite(attrs, name, base_url)
         dropped_images: set[str] = set()
         for element in doomed:
             if isinstance(element.tag, str):
@@ -236,6 +237,22 @@ class Nh3Sanitizer:
             etree.strip_tags(root, *unknown)
         return dropped_images
 
+    @staticmethod
+    def _walk_with_ancestors(root):
+        """(element, its open ancestors below root and itself as (name, attrs)) in document order, doomed subtrees included."""
+        ancestors: list[tuple[str, object]] = []
+        for event, element in etree.iterwalk(root, events=("start", "end", "comment", "pi")):
+            if event == "start":
+                if element is root:
+                    continue
+                ancestors.append((element.tag, element.attrib))
+                yield element, ancestors
+            elif event == "end":
+                if element is not root:
+                    ancestors.pop()
+            else:
+                yield element, ancestors
+
     def _tidy(self, root) -> tuple[str, str | None]:
         """Collapse whitespace outside <pre>; drop elements left with nothing visible.
 
@@ -245,21 +262,21 @@ class Nh3Sanitizer:
         tail, which takes its place, stays where it was).
         """
         pre = 0
-        candidates = []  # [element, index of its first part, index after its last part (its tail not counted)]
+        # [element, index of its first part, index after its last part (its
+        # tail not counted), whether its own text is blank]
+        candidates = []
         open_candidates = []
         parts: list[str] = []
+        append = parts.append
         first_image = None
         for event, element in etree.iterwalk(root, events=("start", "end")):
-            name = element.tag.lower()
+            name = element.tag  # lower case from lxml's HTML parser; no comment is left
             if event == "start":
                 if name == "pre":
                     pre += 1
-                if name in EMPTY_DROPPABLE and element is not root:
-                    candidate = [element, len(parts), 0]
-                    candidates.append(candidate)
-                    open_candidates.append(candidate)
+                first_part = len(parts)
                 if name in BLOCK_TAGS:
-                    parts.append("\n")
+                    append("\n")
                 if name == "img" and first_image is None:
                     src = element.get("src", "")
                     if src.startswith(("http://", "https://")):
@@ -270,12 +287,20 @@ class Nh3Sanitizer:
                         tidied = _tidy_spaces(text)
                         if tidied != text:
                             element.text = text = tidied
-                    parts.append(text)
+                    if name in EMPTY_DROPPABLE and element is not root:
+                        candidate = [element, first_part, 0, not text.strip(_SPACES)]
+                        candidates.append(candidate)
+                        open_candidates.append(candidate)
+                    append(text)
+                elif name in EMPTY_DROPPABLE and element is not root:
+                    candidate = [element, first_part, 0, True]
+                    candidates.append(candidate)
+                    open_candidates.append(candidate)
             else:
                 if name == "pre":
                     pre -= 1
                 if name in BLOCK_TAGS:
-                    parts.append("\n")
+                    append("\n")
                 tail = element.tail
                 if tail and not pre:
                     tidied = _tidy_spaces(tail)
@@ -286,15 +311,15 @@ class Nh3Sanitizer:
                 if name in EMPTY_DROPPABLE:
                     open_candidates.pop()[2] = len(parts)
                 if tail:
-                    parts.append(tail)
+                    append(tail)
         # innermost first, so a parent sees its children already gone
-        for element, first_part, end_part in reversed(candidates):
-            if (element.text or "").strip(_SPACES):
+        for element, first_part, end_part, blank in reversed(candidates):
+            # visible text stays visible: a removal only adds the removed
+            # element's tail to its parent's text, which is read again here
+            if not blank or (element.text or "").strip(_SPACES):
                 continue
             children = list(element)
-            if children and not all(
-                isinstance(c.tag, str) and c.tag.lower() == "br" and not (c.tail or "").strip(_SPACES) for c in children
-            ):
+            if children and not all(c.tag == "br" and not (c.tail or "").strip(_SPACES) for c in children):
                 continue
             _remove(element)
             parts[first_part:end_part] = [""] * (end_part - first_part)

