@@ -133,53 +133,61 @@ def scan_sources(source_dir: Path, pattern: str) -> tuple[list[Source], list[Pro
     found: list[Source] = []
     seen_dirs: set[tuple[int, int]] = set()
 
-    def walk(directory: str, rel_prefix: str) -> None:
+    def walk(directory: str, rel_prefix: str, name: str, parent: int | None) -> None:
+        # each folder is opened once and its files are stat'ed relative to
+        # it: a stat by full path walked every folder above the file again
+        # (a fifth of the walk at 10,000 posts)
         try:
-            st = os.stat(directory)
+            folder = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=parent)
         except OSError as exc:
             problems.append(Problem(str(directory), None, WARNING, f"cannot enter folder: {exc.strerror}"))
             return
-        key = (st.st_dev, st.st_ino)
-        if key in seen_dirs:
-            problems.append(Problem(str(directory), None, WARNING, "folder already visited (symlink loop?): skipped"))
-            return
-        seen_dirs.add(key)
         try:
-            with os.scandir(directory) as listing:
-                entries = sorted(listing, key=lambda e: e.name)
-        except OSError as exc:
-            problems.append(Problem(str(directory), None, WARNING, f"cannot list folder: {exc.strerror}"))
-            return
-        for entry in entries:
-            name = entry.name
-            if name[0] == ".":
-                continue  # editor swap files, .git and the like are never posts
-            rel = rel_prefix + name
+            st = os.fstat(folder)
+            key = (st.st_dev, st.st_ino)
+            if key in seen_dirs:
+                problems.append(Problem(str(directory), None, WARNING, "folder already visited (symlink loop?): skipped"))
+                return
+            seen_dirs.add(key)
             try:
-                is_dir = entry.is_dir()  # follows symlinks
-            except OSError:
-                is_dir = False
-            if is_dir:
-                walk(entry.path, rel + "/")
-                continue
-            if not matcher(rel):
-                continue
-            try:
-                is_file = entry.is_file()
-            except OSError:
-                is_file = False
-            if not is_file:
-                problems.append(Problem(entry.path, None, ERROR, "cannot read post: broken link or not a regular file"))
-                continue
-            try:
-                found.append(Source(entry.path, rel, FileStat.of(os.stat(entry.path))))
+                with os.scandir(folder) as listing:
+                    entries = sorted(listing, key=lambda e: e.name)
             except OSError as exc:
-                found.append(Source(entry.path, rel, None, exc.strerror or str(exc)))
+                problems.append(Problem(str(directory), None, WARNING, f"cannot list folder: {exc.strerror}"))
+                return
+            prefix = directory if directory.endswith("/") else directory + "/"
+            for entry in entries:
+                name = entry.name
+                if name[0] == ".":
+                    continue  # editor swap files, .git and the like are never posts
+                rel = rel_prefix + name
+                try:
+                    is_dir = entry.is_dir()  # follows symlinks
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    walk(prefix + name, rel + "/", name, folder)
+                    continue
+                if not matcher(rel):
+                    continue
+                try:
+                    is_file = entry.is_file()
+                except OSError:
+                    is_file = False
+                if not is_file:
+                    problems.append(Problem(prefix + name, None, ERROR, "cannot read post: broken link or not a regular file"))
+                    continue
+                try:
+                    found.append(Source(prefix + name, rel, FileStat.of(os.stat(name, dir_fd=folder))))
+                except OSError as exc:
+                    found.append(Source(prefix + name, rel, None, exc.strerror or str(exc)))
+        finally:
+            os.close(folder)
 
     # the walk makes objects that all outlive it and form no cycles: the
     # collector's passes over them were a third of the walk's time
     with cyclic_gc_paused():
-        walk(str(source_dir), "")
+        walk(str(source_dir), "", str(source_dir), None)
     found.sort(key=lambda source: source.rel)
     return found, problems
 

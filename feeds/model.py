@@ -6,7 +6,7 @@ import operator
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 ERROR = "error"
 WARNING = "warning"
@@ -110,12 +110,13 @@ class Resource:
     kind: str = "page"  # atom, rss, json, html, opml, xsl
 
 
-@dataclass(frozen=True, slots=True)
-class Pending:
+class Pending(NamedTuple):
     """A file to publish: its path, a key of everything it is made from, and how to make it.
 
     Equal keys mean equal bytes, so a writer or a server that already holds
-    the file under that key can keep it without rendering it again.
+    the file under that key can keep it without rendering it again. A named
+    tuple: every build plans one per file, and a frozen dataclass took four
+    times as long to make (27 ms of a one-post rebuild at 10,000 posts).
     """
 
     path: str

@@ -533,13 +533,17 @@ class Cache:
             pack_sizes[pack] = size
         return 0 <= article.body_at and article.body_at + article.body_size <= size
 
+    @cached_property
+    def _body_prefix(self) -> str:
+        assert self.body_dir is not None
+        return self.body_dir + "/"
+
     def body_file_of(self, article: Article) -> str:
         """Where the pack holding a cached article's body is now."""
-        assert self.body_dir is not None
-        if article.body_file.startswith(self.body_dir + "/"):
+        if article.body_file.startswith(self._body_prefix):
             return article.body_file
         # the cache folder was moved, or the build runs from elsewhere
-        return self.body_dir + "/" + os.path.basename(article.body_file)
+        return self._body_prefix + os.path.basename(article.body_file)
 
     @property
     def journal(self) -> Path | None:
