@@ -208,11 +208,14 @@ class Nh3Sanitizer:
             walk = self._walk_with_ancestors(root)
         else:
             # no selector looks above its element (drops() then reads no
-            # ancestors): a plain walk, half the cost of iterwalk. It also
-            # enters what is doomed, which is rarely much, and harmless: a
-            # doomed element inside another goes with it.
+            # ancestors): a plain walk, half the cost of iterwalk
             walk = zip(root.iterdescendants(), itertools.repeat(()))
+        # what is inside a doomed element is passed over as it is (its images
+        # are reported as they were written); doomed elements are few and small
+        inside_doomed: set = set()
         for element, ancestors in walk:
+            if inside_doomed and element in inside_doomed:
+                continue
             name = element.tag
             if name.__class__ is not str:  # a comment or processing instruction
                 doomed.append(element)
@@ -220,6 +223,8 @@ class Nh3Sanitizer:
             attrs = element.attrib
             if (attrs or bare_may_drop or name in DROP_WITH_CONTENT) and drops(name, attrs, ancestors, base_url):
                 doomed.append(element)
+                if len(element):
+                    inside_doomed.update(element.iterdescendants())
             elif name not in tags:
                 unknown.add(name)  # ammonia drops the content of some unknown elements
             elif attrs and (name in _MEDIA_TAGS or not URL_ATTRIBUTES.isdisjoint(attrs)):
@@ -239,7 +244,7 @@ class Nh3Sanitizer:
 
     @staticmethod
     def _walk_with_ancestors(root):
-        """(element, its open ancestors below root and itself as (name, attrs)) in document order, doomed subtrees included."""
+        """(element, its open ancestors below root and itself as (name, attrs)) in document order."""
         ancestors: list[tuple[str, object]] = []
         for event, element in etree.iterwalk(root, events=("start", "end", "comment", "pi")):
             if event == "start":

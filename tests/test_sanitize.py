@@ -52,6 +52,18 @@ def test_sina_qr_block_with_escaped_css_is_removed_entirely(clean):
     assert "https://n.sinaimg.cn/qr.png" in result.dropped_images
 
 
+def test_images_of_a_removed_block_are_reported_as_written(clean):
+    """A placeholder image inside a removed block is reported as it was written, with its lazy source."""
+    body = (
+        '<p>正文</p><div class="appendQr_wrap"><p><img src="/img/loading.gif" data-src="/img/qr-real.png"></p></div>'
+        '<p>尾 <img src="/img/blank.gif" data-src="/img/kept.jpg"></p>'
+    )
+    result = clean(body)
+    assert {"https://example.org/img/loading.gif", "https://example.org/img/qr-real.png"} <= result.dropped_images
+    assert "https://example.org/img/kept.jpg" not in result.dropped_images
+    assert 'src="https://example.org/img/kept.jpg"' in result.html
+
+
 def test_comments_hidden_elements_and_event_handlers(clean):
     body = (
         "<!-- 正文下iframe --><p onclick=\"steal()\" onmouseover='x()'>text</p>"
