@@ -431,6 +431,10 @@ def run_granian(host: str, port: int, workers: int) -> None:
         # rather than one, so that one slow request (a filtered query reading
         # archive pages) does not stall the worker.
         blocking_threads=2,
+        # granian waits for a stopping worker forever by default; one stuck
+        # in its shutdown kept granian up until `feeds serve` killed it, and
+        # then outlived both (seen once in CI, under load)
+        workers_kill_timeout=5,
         factory=True,
         log_access=False,
     ).serve()
