@@ -693,10 +693,8 @@ def _link_from(prev_root: str, relative: str, target: str, gzip_siblings: bool) 
 def _as_pending(item: Pending | tuple[str, Resource]) -> Pending:
     if isinstance(item, Pending):
         return item
-    if isinstance(item, tuple):
-        site_path, ready = item
-        return Pending(site_path, "", lambda ready=ready: ready)
-    return item
+    site_path, ready = item
+    return Pending(site_path, "", lambda ready=ready: ready)
 
 
 def _switch(out: Path, build: Path, report: WriteReport) -> None:

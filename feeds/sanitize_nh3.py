@@ -287,20 +287,16 @@ class Nh3Sanitizer:
                     if src.startswith(("http://", "https://")):
                         first_image = src
                 text = element.text
-                if text:
-                    if not pre:
-                        tidied = _tidy_spaces(text)
-                        if tidied != text:
-                            element.text = text = tidied
-                    if name in EMPTY_DROPPABLE and element is not root:
-                        candidate = [element, first_part, 0, not text.strip(_SPACES)]
-                        candidates.append(candidate)
-                        open_candidates.append(candidate)
-                    append(text)
-                elif name in EMPTY_DROPPABLE and element is not root:
-                    candidate = [element, first_part, 0, True]
+                if text and not pre:
+                    tidied = _tidy_spaces(text)
+                    if tidied != text:
+                        element.text = text = tidied
+                if name in EMPTY_DROPPABLE and element is not root:
+                    candidate = [element, first_part, 0, not text or not text.strip(_SPACES)]
                     candidates.append(candidate)
                     open_candidates.append(candidate)
+                if text:
+                    append(text)
             else:
                 if name == "pre":
                     pre -= 1

@@ -161,7 +161,8 @@ class _CompiledTemplates(FileSystemBytecodeCache):
 class SiteRenderer:
     def __init__(self, config: Config, catalog: Catalog, cache_dir: Path | None = None):
         """`cache_dir`: the build cache's folder, where compiled templates are kept (None: nothing kept)."""
-        self._fragments = _Recent(fragment_budget(len(catalog.articles)))  # (format, True, article) → brief entry
+        self._fragment_budget = fragment_budget(len(catalog.articles))
+        self._fragments = _Recent(self._fragment_budget)  # (format, True, article) → brief entry
         self._full_fragments = _Recent(FULL_FRAGMENT_BUDGET)  # (format, False, article) → full entry
         self._bodies = _Recent(BODY_BUDGET)
         self._feed_links: dict[str, list[dict]] = {}
@@ -240,7 +241,7 @@ class SiteRenderer:
 
     def release(self) -> None:
         """Drop the entry fragments and bodies kept: a live server keeps only the finished files."""
-        self._fragments = _Recent(fragment_budget(len(self.catalog.articles)))
+        self._fragments = _Recent(self._fragment_budget)
         self._full_fragments = _Recent(FULL_FRAGMENT_BUDGET)
         self._bodies = _Recent(BODY_BUDGET)
 
